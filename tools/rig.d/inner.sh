@@ -1,0 +1,14 @@
+# Runs inside the rig's chroot as `bash -c "$(cat inner.sh)" rig-inner "$(cat exec.sh)"`, with
+#   fd 3: the caller's environment, NUL-separated NAME=VALUE (from `env -0` on the host)
+#   fd 4: NUL-separated: working directory, then the command's argv
+# It enters the directory and runs the command with exactly that environment.
+mapfile -d '' -u 3 envs
+mapfile -d '' -u 4 argv
+exec 3<&- 4<&-
+cd -- "${argv[0]}" || {
+	echo "rig: cannot enter ${argv[0]} inside L1" >&2
+	exit 125
+}
+# env -i gives the command the caller's environment verbatim (even names bash would reject);
+# $1 is exec.sh, the small bash step that looks the command up for a clear 127.
+exec env -i "${envs[@]}" /bin/bash -c "$1" rig "${argv[@]:1}"
