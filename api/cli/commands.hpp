@@ -1,0 +1,15 @@
+// The forkvm subcommands. Each returns the process exit status.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace forkvm::cli {
+
+// Exit status for bad command-line input, before any VM exists.
+inline constexpr int kUsageError = 2;
+
+int run_command(const std::vector<std::string>& args);
+int bench_command(const std::vector<std::string>& args);
+
+}  // namespace forkvm::cli

@@ -1,0 +1,112 @@
+// forkvm run: boot a kernel and run it until the guest stops.
+#include <csignal>
+#include <cstdio>
+
+#include "api/cli/args.hpp"
+#include "api/cli/commands.hpp"
+#include "vmm/log.hpp"
+#include "vmm/machine.hpp"
+
+namespace forkvm::cli {
+namespace {
+
+constexpr const char* kRunUsage = R"(usage: forkvm run --kernel PATH [options]
+
+  --kernel PATH       vmlinux (ELF, booted directly) or bzImage
+  --initrd PATH       initramfs
+  --cmdline STR       extra kernel command line
+  --mem MiB           guest memory (default 256)
+  --cpus N            vCPUs (default 1)
+  --disk PATH[,ro]    a virtio-blk disk; repeat for more (/dev/vda, /dev/vdb, ...)
+  --console PATH|-    serial console to a file, or - for stdout (default)
+  --no-rng            leave out the virtio-rng device
+  --vsock PATH        a virtio-vsock device; host programs connect to the Unix socket
+                      PATH and send "CONNECT <port>\n"; guest connections to host port P
+                      go to PATH_P
+  --vsock-cid N       the guest's vsock CID (default 3)
+  --net               a virtio-net device on a TAP in netns fkvm-SLOT (needs root and nft);
+                      the guest is 172.16.0.2/30 via 172.16.0.1, reached from the host
+                      at 10.200.x.(4*SLOT+2)
+  --net-slot SLOT     which network slot (default 0; one VM per slot)
+  --verbose           log VMM setup steps
+
+exit status: 0 guest powered off, 3 guest rebooted, 4 guest kernel panic,
+5 triple fault, 6 KVM could not run the guest, 130 stopped by a signal,
+2 bad command line, 1 other VMM failure.
+)";
+
+Machine* g_running = nullptr;
+
+extern "C" void on_stop_signal(int /*sig*/) {
+  if (g_running != nullptr) g_running->request_stop();
+}
+
+Result<MachineConfig> config_from(const Args& args) {
+  MachineConfig c;
+  auto kernel = args.get("kernel");
+  if (!kernel) return make_error("--kernel is required");
+  c.kernel = *kernel;
+  c.initrd = args.get("initrd");
+  c.cmdline = args.get("cmdline").value_or("");
+  c.mem_mib = FORKVM_TRY(args.get_uint("mem", 256, 16, 1ULL << 20));
+  c.cpus = static_cast<uint32_t>(FORKVM_TRY(args.get_uint("cpus", 1, 1, 255)));
+  for (const auto& d : args.get_all("disk")) {
+    DiskConfig disk{d, false};
+    if (d.ends_with(",ro")) disk = {d.substr(0, d.size() - 3), true};
+    c.disks.push_back(disk);
+  }
+  c.console = args.get("console").value_or("-");
+  c.rng = !args.has("no-rng");
+  if (auto v = args.get("vsock")) {
+    c.vsock = VsockConfig{*v, FORKVM_TRY(args.get_uint("vsock-cid", 3, 3, 0xFFFFFFFE))};
+  }
+  if (args.has("net") || args.get("net-slot")) {
+    c.net = NetConfig{static_cast<uint32_t>(FORKVM_TRY(args.get_uint("net-slot", 0, 0, 16383)))};
+  }
+  return c;
+}
+
+}  // namespace
+
+int run_command(const std::vector<std::string>& argv) {
+  auto args = Args::parse(argv, {"kernel", "initrd", "cmdline", "mem", "cpus", "disk", "console", "vsock", "vsock-cid", "net-slot"},
+                          {"no-rng", "net", "verbose", "help"});
+  if (args && args->has("help")) {
+    std::fputs(kRunUsage, stdout);
+    return 0;
+  }
+  if (args && !args->positional().empty()) args = make_error("unexpected argument '{}'", args->positional()[0]);
+  auto config = args ? config_from(*args) : Result<MachineConfig>(args.error());
+  if (config) {
+    if (auto valid = validate(*config); !valid) config = valid.error();
+  }
+  if (!config) {
+    std::fprintf(stderr, "forkvm run: %s\n", config.error().message.c_str());
+    return kUsageError;
+  }
+  if (args->has("verbose")) set_log_level(LogLevel::debug);
+
+  auto machine = Machine::create(*config);
+  if (!machine) {
+    std::fprintf(stderr, "forkvm run: %s\n", machine.error().message.c_str());
+    return 1;
+  }
+  g_running = machine->get();
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+
+  auto exit = (*machine)->run();
+  g_running = nullptr;
+  if (!exit) {
+    std::fprintf(stderr, "forkvm run: %s\n", exit.error().message.c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "forkvm run: guest %s%s%s\n", exit_kind_name(exit->kind), exit->detail.empty() ? "" : ": ",
+               exit->detail.c_str());
+  return exit_status(exit->kind);
+}
+
+}  // namespace forkvm::cli

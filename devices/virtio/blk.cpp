@@ -1,0 +1,273 @@
+#include "devices/virtio/blk.hpp"
+
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+
+#include "vmm/log.hpp"
+
+namespace forkvm::virtio {
+namespace {
+std::atomic<bool> g_logged_chain{false};
+std::atomic<bool> g_logged_request{false};
+std::atomic<bool> g_logged_io{false};
+std::atomic<bool> g_logged_submit{false};
+
+template <typename T>
+void put_le(std::span<uint8_t> out, size_t offset, T value) {
+  std::memcpy(out.data() + offset, &value, sizeof value);  // x86: little-endian already
+}
+
+Result<uint64_t> disk_size(int fd, const std::string& path) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return errno_error(fmt::format("stat disk {}", path));
+  if (S_ISREG(st.st_mode)) return static_cast<uint64_t>(st.st_size);
+  if (S_ISBLK(st.st_mode)) {
+    uint64_t size = 0;
+    if (::ioctl(fd, BLKGETSIZE64, &size) != 0)
+      return errno_error(fmt::format("size of block device {}", path));
+    return size;
+  }
+  return make_error("disk {} is neither a regular file nor a block device", path);
+}
+}  // namespace
+
+Result<std::shared_ptr<Blk>> Blk::create(const BlkConfig& config) {
+  UniqueFd disk(::open(config.path.c_str(), (config.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC));
+  if (!disk.valid()) return errno_error(fmt::format("open disk {}", config.path));
+  const uint64_t bytes = FORKVM_TRY(disk_size(disk.get(), config.path));
+  UniqueFd efd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!efd.valid()) return errno_error("eventfd for virtio-blk completions");
+
+  // A trailing partial sector is not addressable through virtio-blk.
+  std::shared_ptr<Blk> blk(new Blk(std::move(disk), std::move(efd), config, bytes / blk::kSectorSize));
+  // Ring depth = queue size: each in-flight request holds one slot, so the
+  // submission queue never fills and completions (2x entries) never overflow.
+  if (int r = io_uring_queue_init(kQueueMaxSize, &blk->ring_, 0); r < 0) {
+    return errno_error(fmt::format("io_uring for disk {}", config.path), -r);
+  }
+  blk->ring_ready_ = true;
+  if (int r = io_uring_register_eventfd(&blk->ring_, blk->event_fd_.get()); r < 0) {
+    return errno_error(fmt::format("register completion eventfd for disk {}", config.path), -r);
+  }
+  return blk;
+}
+
+Blk::Blk(UniqueFd disk, UniqueFd event_fd, const BlkConfig& config, uint64_t capacity_sectors)
+    : Device(1, kQueueMaxSize),
+      disk_(std::move(disk)),
+      event_fd_(std::move(event_fd)),
+      slots_(kQueueMaxSize) {
+  limits_ = {capacity_sectors, config.read_only, kSegMax, kSizeMax};
+  const std::string id =
+      config.id.empty() ? std::filesystem::path(config.path).filename().string() : config.id;
+  std::memcpy(id_.data(), id.data(), std::min(id.size(), id_.size()));
+  put_le<uint64_t>(config_, 0, capacity_sectors);  // capacity
+  put_le<uint32_t>(config_, 8, kSizeMax);          // size_max
+  put_le<uint32_t>(config_, 12, kSegMax);          // seg_max
+  for (uint32_t i = kQueueMaxSize; i > 0; --i) free_slots_.push_back(i - 1);
+  for (auto& s : slots_) s.iov.reserve(kSegMax);  // no reallocation while in flight
+  chain_.reserve(kQueueMaxSize);
+}
+
+Blk::~Blk() {
+  if (!ring_ready_) return;
+  drain(false);  // the kernel may still be writing into guest memory
+  io_uring_queue_exit(&ring_);
+}
+
+uint64_t Blk::device_features() const {
+  uint64_t f = feature_bit(kFeatureVersion1) | feature_bit(kFeatureEventIdx) |
+               feature_bit(kFeatureIndirectDesc) | feature_bit(kBlkFeatureSizeMax) |
+               feature_bit(kBlkFeatureSegMax) | feature_bit(kBlkFeatureFlush);
+  if (limits_.read_only) f |= feature_bit(kBlkFeatureRo);
+  return f;
+}
+
+void Blk::process_queue(uint16_t index) {
+  if (index != 0) return;
+  Queue& q = queue(0);
+  for (;;) {
+    auto popped = q.pop();
+    if (!popped.ok()) {
+      set_needs_reset(popped.error().context("virtio-blk request queue"));
+      break;
+    }
+    if (!popped->has_value()) break;
+    if (!handle_chain(**popped)) {
+      // Every slot is busy (a guest may keep more chains in flight than the
+      // queue size); process_event() resumes after completions free some.
+      q.undo_pop();
+      deferred_ = true;
+      break;
+    }
+  }
+  finish_batch();
+}
+
+bool Blk::handle_chain(DescriptorChain& chain) {
+  const uint16_t head = chain.head();
+  if (auto s = chain.collect(chain_); !s.ok()) {
+    log_once(g_logged_chain, "virtio-blk: refused a descriptor chain: {}", s.error().message);
+    complete(head, 0);
+    return true;
+  }
+  auto req = blk::parse_request(chain_, limits_);
+  if (!req.ok()) {
+    log_once(g_logged_chain, "virtio-blk: refused a request: {}", req.error().message);
+    complete(head, 0);
+    return true;
+  }
+  if (req->early_status != blk::kStatusOk) {
+    log_once(g_logged_request, "virtio-blk: request type {} sector {} ({} bytes) refused with status {}",
+             req->type, req->sector, req->data_len, req->early_status);
+    *req->status = req->early_status;
+    complete(head, 1);
+    return true;
+  }
+  if (req->type == blk::kTypeGetId) {
+    const size_t n = blk::write_id(*req, id_);
+    *req->status = blk::kStatusOk;
+    complete(head, static_cast<uint32_t>(n + 1));
+    return true;
+  }
+  return submit(*req, head);
+}
+
+bool Blk::submit(const blk::Request& req, uint16_t head) {
+  if (free_slots_.empty()) return false;
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+  if (sqe == nullptr) {
+    (void)io_uring_submit(&ring_);  // flush what is queued, then retry once
+    unsubmitted_ = 0;
+    sqe = io_uring_get_sqe(&ring_);
+    if (sqe == nullptr) return false;
+  }
+  const uint32_t index = free_slots_.back();
+  free_slots_.pop_back();
+  Slot& s = slots_[index];
+  s.busy = true;
+  s.head = head;
+  s.status = req.status;
+  if (req.type == blk::kTypeFlush) {
+    io_uring_prep_fsync(sqe, disk_.get(), 0);
+    s.expected = 0;
+    s.used_len = 1;
+  } else {
+    s.iov.clear();
+    for (const Descriptor& d : req.data) s.iov.push_back({d.data.data(), d.data.size()});
+    const uint64_t offset = req.sector << blk::kSectorShift;  // parse_request bounded sector by capacity
+    const auto n = static_cast<unsigned>(s.iov.size());
+    if (req.type == blk::kTypeIn) {
+      io_uring_prep_readv(sqe, disk_.get(), s.iov.data(), n, offset);
+      s.used_len = static_cast<uint32_t>(req.data_len + 1);
+    } else {
+      io_uring_prep_writev(sqe, disk_.get(), s.iov.data(), n, offset);
+      s.used_len = 1;
+    }
+    s.expected = req.data_len;
+  }
+  io_uring_sqe_set_data64(sqe, index);
+  ++in_flight_;
+  ++unsubmitted_;
+  return true;
+}
+
+void Blk::complete(uint16_t head, uint32_t len) {
+  if (auto s = queue(0).add_used(head, len); !s.ok()) {
+    set_needs_reset(s.error().context("virtio-blk used ring"));
+    return;
+  }
+  used_added_ = true;
+}
+
+void Blk::finish_batch() {
+  if (unsubmitted_ > 0) {
+    if (int r = io_uring_submit(&ring_); r < 0) {
+      // The SQEs stay queued and go with the next submit.
+      log_once(g_logged_submit, "virtio-blk: io_uring submit: {}", std::strerror(-r));
+    } else {
+      unsubmitted_ = 0;
+    }
+  }
+  if (used_added_ && queue(0).active()) {
+    used_added_ = false;
+    if (queue(0).needs_notification()) signal_used_queue();
+  }
+}
+
+void Blk::reap(bool publish) {
+  io_uring_cqe* cqe = nullptr;
+  while (io_uring_peek_cqe(&ring_, &cqe) == 0) {
+    const uint64_t index = io_uring_cqe_get_data64(cqe);
+    const int res = cqe->res;
+    io_uring_cqe_seen(&ring_, cqe);
+    if (index >= slots_.size() || !slots_[index].busy) continue;  // not ours: cannot happen
+    Slot& s = slots_[index];
+    if (publish) {
+      // A short transfer cannot be reported to the driver except as an error.
+      const bool ok = res >= 0 && static_cast<uint64_t>(res) == s.expected;
+      if (!ok) {
+        log_once(g_logged_io, "virtio-blk: I/O for head {} returned {} of {} bytes", s.head, res, s.expected);
+      }
+      *s.status = ok ? blk::kStatusOk : blk::kStatusIoErr;
+      complete(s.head, ok ? s.used_len : 1);
+    }
+    s.busy = false;
+    free_slots_.push_back(static_cast<uint32_t>(index));
+    --in_flight_;
+  }
+}
+
+void Blk::process_event() {
+  uint64_t count;
+  (void)!::read(event_fd_.get(), &count, sizeof count);  // consume readiness; EAGAIN is fine
+  reap(activated());
+  if (deferred_ && activated()) {
+    deferred_ = false;
+    process_queue(0);  // ends with finish_batch()
+    return;
+  }
+  finish_batch();
+}
+
+Status Blk::wait_idle() {
+  while (in_flight_ > 0 || deferred_) {
+    if (in_flight_ > 0) {
+      if (int r = io_uring_submit_and_wait(&ring_, 1); r < 0 && r != -EINTR) {
+        return errno_error("wait for virtio-blk completions", -r);
+      }
+      unsubmitted_ = 0;
+    }
+    process_event();
+  }
+  return {};
+}
+
+void Blk::drain(bool publish) {
+  while (in_flight_ > 0) {
+    if (int r = io_uring_submit_and_wait(&ring_, 1); r < 0 && r != -EINTR) {
+      log_once(g_logged_io, "virtio-blk: draining I/O: {}", std::strerror(-r));
+      return;
+    }
+    unsubmitted_ = 0;
+    reap(publish);
+  }
+}
+
+void Blk::do_reset() {
+  // In-flight I/O targets guest buffers: wait for it, but publish nothing
+  // into rings the driver is tearing down.
+  drain(false);
+  deferred_ = false;
+  used_added_ = false;
+}
+
+}  // namespace forkvm::virtio

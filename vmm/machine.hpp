@@ -1,0 +1,92 @@
+// A Machine is one VM: guest memory, the KVM VM and its vCPU threads, the
+// device buses and the event loop, put together from a MachineConfig. It is
+// the only place in vmm/ that knows about devices/.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "vmm/result.hpp"
+
+namespace forkvm {
+
+struct DiskConfig {
+  std::string path;
+  bool read_only = false;
+};
+
+// virtio-vsock: host programs connect to uds_path ("CONNECT <port>\n");
+// guest connections to host port P go to the Unix socket uds_path_P.
+struct VsockConfig {
+  std::string uds_path;
+  uint64_t guest_cid = 3;
+};
+
+// virtio-net on a TAP in netns fkvm-<slot> (devices/net/host_network.hpp).
+struct NetConfig {
+  uint32_t slot = 0;
+};
+
+struct MachineConfig {
+  std::string kernel;                 // vmlinux (ELF) or bzImage
+  std::optional<std::string> initrd;  // initramfs image
+  std::string cmdline;                // appended to the VMM's own arguments
+  uint64_t mem_mib = 256;
+  uint32_t cpus = 1;
+  std::vector<DiskConfig> disks;  // /dev/vda, /dev/vdb, ... in order
+  std::string console = "-";      // "-" stdout, "" discard, otherwise a file path
+  bool rng = true;
+  std::optional<VsockConfig> vsock;
+  std::optional<NetConfig> net;
+};
+
+// Why the guest stopped running.
+enum class ExitKind {
+  poweroff,        // the guest powered off (ACPI sleep state S5)
+  reboot,          // the guest asked for a reset (i8042 or triple fault after reboot)
+  panic,           // the guest kernel panicked
+  triple_fault,    // KVM_EXIT_SHUTDOWN without a reboot request
+  internal_error,  // KVM could not run the guest (emulation failure, failed entry)
+  stopped,         // the host stopped the VM (request_stop, Ctrl-C)
+};
+
+struct MachineExit {
+  ExitKind kind = ExitKind::stopped;
+  std::string detail;  // one sentence for the user
+};
+
+[[nodiscard]] const char* exit_kind_name(ExitKind kind);
+// The process exit status `forkvm run` uses for each ExitKind (see README).
+[[nodiscard]] int exit_status(ExitKind kind);
+
+// Checks what can be checked without creating a VM: files readable, memory
+// large enough for the kernel and initrd, vCPU count within limits.
+[[nodiscard]] Status validate(const MachineConfig& config);
+
+class Machine {
+ public:
+  static Result<std::unique_ptr<Machine>> create(const MachineConfig& config);
+  Machine(const Machine&) = delete;
+  Machine& operator=(const Machine&) = delete;
+  ~Machine();
+
+  // Runs the guest on the calling thread (which becomes the event thread)
+  // and returns when it stops.
+  Result<MachineExit> run();
+
+  // Ends run() with ExitKind::stopped. Async-signal-safe.
+  void request_stop();
+
+  struct Impl;
+
+ private:
+  explicit Machine(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace forkvm
