@@ -1,12 +1,41 @@
 // forkvm: one binary, subcommands. Each subcommand lives in its own file.
 #include <cstdio>
-#include <cstring>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "api/cli/commands.hpp"
+#include "api/serve/commands.hpp"
+
+namespace {
+
+constexpr const char* kUsage = R"(usage: forkvm <command> [options]
+
+commands:
+  run     boot a kernel and run it until the guest stops   (forkvm run --help)
+  bench   measure forkvm against a baseline                 (forkvm bench --help)
+  serve   the Freestyle VMs API server                      (forkvm serve --help)
+  keys    API keys: keys create [--data DIR] [--account NAME]
+)";
+
+}  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2 || std::strcmp(argv[1], "--help") == 0) {
-    std::fprintf(stderr, "usage: forkvm <command> [args]\n");
-    return argc < 2 ? 2 : 0;
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty()) {
+    std::fputs(kUsage, stderr);
+    return forkvm::cli::kUsageError;
   }
-  std::fprintf(stderr, "forkvm: unknown command '%s'\n", argv[1]);
-  return 2;
+  std::string_view cmd = args.front();
+  std::vector<std::string> rest(args.begin() + 1, args.end());
+  if (cmd == "--help" || cmd == "help") {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  if (cmd == "run") return forkvm::cli::run_command(rest);
+  if (cmd == "bench") return forkvm::cli::bench_command(rest);
+  if (cmd == "serve") return forkvm::cli::serve_command(rest);
+  if (cmd == "keys") return forkvm::cli::keys_command(rest);
+  std::fprintf(stderr, "forkvm: unknown command '%s'\n%s", args.front().c_str(), kUsage);
+  return forkvm::cli::kUsageError;
 }
