@@ -18,6 +18,7 @@
 #include <string>
 
 #include "devices/virtio/blk.hpp"
+#include "tests/fuzz/fuzz_rings.hpp"
 #include "tests/unit/virtio_test_queue.hpp"
 #include "vmm/log.hpp"
 
@@ -54,13 +55,6 @@ struct World {
   }
 };
 
-void copy_in(const GuestMemory& mem, uint64_t gpa, const uint8_t*& data, size_t& size, uint64_t max) {
-  const size_t n = static_cast<size_t>(std::min<uint64_t>(size, max));
-  if (n > 0 && !mem.write(gpa, {data, n})) std::abort();
-  data += n;
-  size -= n;
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -71,10 +65,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   data += 2;
   size -= 2;
 
-  std::memset(w.mem.host_ptr(0, kMemSize), 0, kMemSize);
-  copy_in(w.mem, kDescGpa, data, size, uint64_t{16} * queue_size);
-  copy_in(w.mem, kAvailGpa, data, size, 6 + uint64_t{2} * queue_size);
-  copy_in(w.mem, kDataGpa, data, size, kMemSize - kDataGpa);
+  forkvm::fuzz::load_rings(w.mem, kMemSize, queue_size, kDescGpa, kAvailGpa, kDataGpa, kMemSize, data, size);
 
   Blk& blk = *w.blk;
   blk.reset();
