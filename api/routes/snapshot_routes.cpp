@@ -70,7 +70,10 @@ ApiResult<HttpReply> delete_snapshot(RouteContext& ctx) {
   // Lost a race with another delete of the same snapshot.
   if (!*done)
     return api_error(ErrorCode::SnapshotAlreadyDeleted, fmt::format("Snapshot already deleted: {}", s.id));
-  return HttpReply{json_response(JsonOut().begin_object().field("snapshot_id", s.id).end_object().take())};
+  // The spec's body is {snapshot_id}; the SDK's snapshots.delete() promises
+  // {snapshotId}. Both, so either reader finds the id.
+  return HttpReply{json_response(
+      JsonOut().begin_object().field("snapshot_id", s.id).field("snapshotId", s.id).end_object().take())};
 }
 
 ApiResult<HttpReply> update_snapshot(RouteContext& ctx) {
