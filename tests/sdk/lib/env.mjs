@@ -1,0 +1,170 @@
+// Shared setup for the SDK suite: the client, exactly as a user builds it
+// (base URL and key from FREESTYLE_API_URL / FREESTYLE_API_KEY), plus small
+// helpers. Nothing here changes what the SDK sends.
+//
+// The client gets a `fetch` option, the SDK's one documented transport hook.
+// It forwards every request unchanged except for three things:
+//  - a relative URL ("/v1/vms/<id>/watch-files": the SDK's watchFiles does not
+//    prefix the base URL) is resolved against FREESTYLE_API_URL, the
+//    client-side workaround from the wire notes (§10);
+//  - each request gets an AbortSignal, so a test can end a watch stream (the
+//    SDK's generator has no way to cancel its reader);
+//  - with FORKVM_SDK_TRACE=FILE, one JSON line per request is appended to
+//    FILE: the running test, method, path, body keys and the status.
+import assert from 'node:assert/strict';
+import { appendFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { Freestyle } from 'freestyle-sandboxes';
+
+export const baseUrl = (process.env.FREESTYLE_API_URL ?? '').replace(/\/+$/, '');
+export const apiKey = process.env.FREESTYLE_API_KEY ?? '';
+if (!baseUrl || !apiKey) throw new Error('FREESTYLE_API_URL and FREESTYLE_API_KEY must be set (tests/sdk/run sets them)');
+
+// Per-test timeout: guests run under nested emulation on CI and are slow.
+export const TEST_TIMEOUT = Number(process.env.FORKVM_SDK_TEST_TIMEOUT_MS ?? 120_000);
+// A bound for anything the tests poll for (service active, watch event).
+export const POLL_MS = Math.min(60_000, TEST_TIMEOUT / 2);
+
+const traceFile = process.env.FORKVM_SDK_TRACE;
+export const trace = { label: '' };
+let controller = new AbortController();
+
+/** Aborts every request still open (watch streams), then arms a new signal. */
+export function abortOpenRequests() {
+  controller.abort(new Error('aborted by the test'));
+  controller = new AbortController();
+}
+
+function bodyKeys(body) {
+  if (typeof body !== 'string') return body == null ? null : '<non-JSON>';
+  try {
+    const v = JSON.parse(body);
+    return v && typeof v === 'object' && !Array.isArray(v) ? Object.keys(v) : typeof v;
+  } catch {
+    return '<non-JSON>';
+  }
+}
+
+async function transport(input, init = {}) {
+  let url = typeof input === 'string' ? input : input.url;
+  if (url.startsWith('/')) url = baseUrl + url;
+  const res = await fetch(url, { ...init, signal: init.signal ?? controller.signal });
+  if (traceFile) {
+    const u = new URL(url);
+    appendFileSync(traceFile, JSON.stringify({
+      test: trace.label,
+      method: init.method ?? 'GET',
+      path: u.pathname + u.search,
+      bodyKeys: bodyKeys(init.body),
+      headers: Object.keys(init.headers ?? {}).filter((h) => /^x-freestyle-vm|^content-type$/i.test(h)),
+      status: res.status,
+    }) + '\n');
+  }
+  return res;
+}
+
+/** A client as a user makes one: options from the environment, our transport. */
+export function client(extra = {}) {
+  return new Freestyle({ fetch: transport, ...extra });
+}
+
+export const freestyle = client();
+
+// Every VM a test creates, deleted (best effort) by cleanup().
+const created = new Set();
+export function track(vmId) {
+  if (vmId) created.add(vmId);
+  return vmId;
+}
+export async function cleanup() {
+  abortOpenRequests();
+  await Promise.allSettled([...created].map((vmId) => freestyle.vms.delete({ vmId })));
+  created.clear();
+}
+
+/** vms.create through the SDK, checked and tracked for cleanup. */
+export async function createVm(opts) {
+  const r = await freestyle.vms.create(opts);
+  track(r.vmId);
+  assert.match(r.vmId, /^[a-z0-9]{20}$/, 'VM ids are 20 lowercase alphanumerics');
+  assert.ok(Array.isArray(r.domains), 'domains is an array');
+  assert.equal(r.vm.vmId, r.vmId);
+  return r;
+}
+
+/** exec that must succeed; returns stdout. */
+export async function sh(vm, command) {
+  const r = await vm.exec(command);
+  assert.equal(r.statusCode, 0, `\`${command}\` exited ${r.statusCode}; stderr: ${r.stderr}`);
+  return r.stdout ?? '';
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls fn until it returns a truthy value or POLL_MS passes. */
+export async function until(what, fn, ms = POLL_MS, every = 1000) {
+  const end = Date.now() + ms;
+  let last;
+  for (;;) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > end) assert.fail(`timed out after ${ms} ms waiting for ${what}; last: ${last?.message ?? JSON.stringify(last)}`);
+    await sleep(every);
+  }
+}
+
+/** Asserts that promise rejects with an SDK error carrying one of `codes`. */
+export async function rejectsWithCode(promise, codes) {
+  codes = [codes].flat();
+  await assert.rejects(promise, (e) => {
+    const code = e?.body?.code ?? e?.constructor?.code;
+    assert.ok(codes.includes(code), `expected an SDK error with code ${codes.join(' or ')}, got ${e?.name}: ${e?.message}`);
+    assert.ok(e.message.startsWith(`${code}: `), `SDK error message starts with the code: ${e.message}`);
+    return true;
+  });
+}
+
+export const sha256 = (buf) => createHash('sha256').update(buf).digest('hex');
+export const token = () => randomBytes(6).toString('hex');
+
+/** Plain HTTP against the server, for endpoints the SDK does not call. */
+export async function http(method, path, { body, key = apiKey, headers = {}, raw } = {}) {
+  const h = { ...headers };
+  if (key) h.Authorization = `Bearer ${key}`;
+  if (body !== undefined) h['Content-Type'] = 'application/json';
+  const res = await fetch(baseUrl + path, {
+    method,
+    headers: h,
+    body: raw ?? (body === undefined ? undefined : JSON.stringify(body)),
+  });
+  const text = await res.text();
+  let json;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, headers: res.headers, text, json };
+}
+
+/** The error body every non-2xx must carry: error and code equal, a message. */
+export function assertErrorBody(r, status, code) {
+  assert.equal(r.status, status, `HTTP ${r.status}: ${r.text}`);
+  assert.ok(r.json && typeof r.json === 'object', `JSON error body: ${r.text}`);
+  assert.equal(r.json.code, code, r.text);
+  assert.equal(r.json.error, code, r.text);
+  assert.equal(typeof r.json.message, 'string');
+  assert.ok(r.json.message.length > 0);
+}
+
+/** Creates a VM over plain HTTP (POST /v1/vms {}), tracked for cleanup. */
+export async function httpCreateVm(body = {}) {
+  const r = await http('POST', '/v1/vms', { body });
+  assert.equal(r.status, 200, `create: HTTP ${r.status}: ${r.text}`);
+  assert.match(r.json.id, /^[a-z0-9]{20}$/);
+  return track(r.json.id);
+}
