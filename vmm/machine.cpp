@@ -13,6 +13,7 @@
 #include "devices/i8042.hpp"
 #include "devices/serial.hpp"
 #include "devices/net/host_network.hpp"
+#include "devices/storage/layered_blk_backend.hpp"
 #include "devices/virtio/blk.hpp"
 #include "devices/virtio/mmio.hpp"
 #include "devices/virtio/rng.hpp"
@@ -102,6 +103,11 @@ Status validate(const MachineConfig& c) {
                       kernel >> 20, initrd >> 20);
   }
   for (const auto& d : c.disks) {
+    if (d.chain) {
+      // The chain's files are checked when it opens (LayeredDisk::open).
+      if (::access(d.path.c_str(), R_OK) != 0) return errno_error(fmt::format("disk chain {}", d.path));
+      continue;
+    }
     FORKVM_CHECK(file_size(d.path, "disk"));
     if (!d.read_only && ::access(d.path.c_str(), W_OK) != 0) {
       return errno_error(fmt::format("disk {} is not writable (add ,ro for a read-only disk)", d.path));
@@ -228,7 +234,14 @@ struct Machine::Impl {
     std::string cmdline = kBaseCmdline;
     for (size_t i = 0; i < config.disks.size(); ++i) {
       const auto& d = config.disks[i];
-      auto blk = FORKVM_TRY(virtio::Blk::create({d.path, d.read_only, fmt::format("forkvm-disk{}", i)}));
+      const std::string id = fmt::format("forkvm-disk{}", i);
+      std::shared_ptr<virtio::Blk> blk;
+      if (d.chain) {
+        std::shared_ptr<storage::LayeredDisk> disk = FORKVM_TRY(storage::LayeredDisk::open(d.path, d.read_only));
+        blk = FORKVM_TRY(virtio::Blk::create(std::make_unique<storage::LayeredBlkBackend>(std::move(disk)), id));
+      } else {
+        blk = FORKVM_TRY(virtio::Blk::create({d.path, d.read_only, id}));
+      }
       FORKVM_CHECK(add_virtio(blk, cmdline));
     }
     if (config.rng) FORKVM_CHECK(add_virtio(std::make_shared<virtio::Rng>(), cmdline));

@@ -18,6 +18,9 @@ namespace forkvm {
 struct DiskConfig {
   std::string path;
   bool read_only = false;
+  // path is a layered copy-on-write chain (devices/storage/chain_descriptor.hpp),
+  // not a raw image.
+  bool chain = false;
 };
 
 // virtio-vsock: host programs connect to uds_path ("CONNECT <port>\n");

@@ -1,15 +1,11 @@
 #include "devices/virtio/blk.hpp"
 
 #include <fcntl.h>
-#include <linux/fs.h>
 #include <sys/eventfd.h>
-#include <sys/ioctl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
-#include <filesystem>
 
 #include "vmm/log.hpp"
 
@@ -25,49 +21,40 @@ void put_le(std::span<uint8_t> out, size_t offset, T value) {
   std::memcpy(out.data() + offset, &value, sizeof value);  // x86: little-endian already
 }
 
-Result<uint64_t> disk_size(int fd, const std::string& path) {
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) return errno_error(fmt::format("stat disk {}", path));
-  if (S_ISREG(st.st_mode)) return static_cast<uint64_t>(st.st_size);
-  if (S_ISBLK(st.st_mode)) {
-    uint64_t size = 0;
-    if (::ioctl(fd, BLKGETSIZE64, &size) != 0)
-      return errno_error(fmt::format("size of block device {}", path));
-    return size;
-  }
-  return make_error("disk {} is neither a regular file nor a block device", path);
-}
 }  // namespace
 
 Result<std::shared_ptr<Blk>> Blk::create(const BlkConfig& config) {
-  UniqueFd disk(::open(config.path.c_str(), (config.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC));
-  if (!disk.valid()) return errno_error(fmt::format("open disk {}", config.path));
-  const uint64_t bytes = FORKVM_TRY(disk_size(disk.get(), config.path));
+  auto backend = FORKVM_TRY(RawFileBackend::open(config.path, config.read_only));
+  return create(std::move(backend), config.id);
+}
+
+Result<std::shared_ptr<Blk>> Blk::create(std::unique_ptr<BlkBackend> backend, const std::string& id) {
   UniqueFd efd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!efd.valid()) return errno_error("eventfd for virtio-blk completions");
-
-  // A trailing partial sector is not addressable through virtio-blk.
-  std::shared_ptr<Blk> blk(new Blk(std::move(disk), std::move(efd), config, bytes / blk::kSectorSize));
+  const std::string name = backend->name();
+  std::shared_ptr<Blk> blk(new Blk(std::move(backend), std::move(efd), id));
   // Ring depth = queue size: each in-flight request holds one slot, so the
   // submission queue never fills and completions (2x entries) never overflow.
   if (int r = io_uring_queue_init(kQueueMaxSize, &blk->ring_, 0); r < 0) {
-    return errno_error(fmt::format("io_uring for disk {}", config.path), -r);
+    return errno_error(fmt::format("io_uring for disk {}", name), -r);
   }
   blk->ring_ready_ = true;
   if (int r = io_uring_register_eventfd(&blk->ring_, blk->event_fd_.get()); r < 0) {
-    return errno_error(fmt::format("register completion eventfd for disk {}", config.path), -r);
+    return errno_error(fmt::format("register completion eventfd for disk {}", name), -r);
   }
   return blk;
 }
 
-Blk::Blk(UniqueFd disk, UniqueFd event_fd, const BlkConfig& config, uint64_t capacity_sectors)
+Blk::Blk(std::unique_ptr<BlkBackend> backend, UniqueFd event_fd, const std::string& id_in)
     : Device(1, kQueueMaxSize),
-      disk_(std::move(disk)),
+      backend_(std::move(backend)),
+      disk_fd_(backend_->direct_fd()),
       event_fd_(std::move(event_fd)),
       slots_(kQueueMaxSize) {
-  limits_ = {capacity_sectors, config.read_only, kSegMax, kSizeMax};
-  const std::string id =
-      config.id.empty() ? std::filesystem::path(config.path).filename().string() : config.id;
+  // A trailing partial sector is not addressable through virtio-blk.
+  const uint64_t capacity_sectors = backend_->size_bytes() / blk::kSectorSize;
+  limits_ = {capacity_sectors, backend_->read_only(), kSegMax, kSizeMax};
+  const std::string id = id_in.empty() ? backend_->name() : id_in;
   std::memcpy(id_.data(), id.data(), std::min(id.size(), id_.size()));
   put_le<uint64_t>(config_, 0, capacity_sectors);  // capacity
   put_le<uint32_t>(config_, 8, kSizeMax);          // size_max
@@ -75,6 +62,7 @@ Blk::Blk(UniqueFd disk, UniqueFd event_fd, const BlkConfig& config, uint64_t cap
   for (uint32_t i = kQueueMaxSize; i > 0; --i) free_slots_.push_back(i - 1);
   for (auto& s : slots_) s.iov.reserve(kSegMax);  // no reallocation while in flight
   chain_.reserve(kQueueMaxSize);
+  sync_iov_.reserve(kSegMax);
 }
 
 Blk::~Blk() {
@@ -138,7 +126,35 @@ bool Blk::handle_chain(DescriptorChain& chain) {
     complete(head, static_cast<uint32_t>(n + 1));
     return true;
   }
+  if (disk_fd_ < 0) {
+    run_sync(*req, head);
+    return true;
+  }
   return submit(*req, head);
+}
+
+void Blk::run_sync(const blk::Request& req, uint16_t head) {
+  Status s;
+  uint32_t used_len = 1;
+  if (req.type == blk::kTypeFlush) {
+    s = backend_->flush();
+  } else {
+    sync_iov_.clear();
+    for (const Descriptor& d : req.data) sync_iov_.push_back({d.data.data(), d.data.size()});
+    const uint64_t offset = req.sector << blk::kSectorShift;  // parse_request bounded sector by capacity
+    if (req.type == blk::kTypeIn) {
+      s = backend_->read(offset, sync_iov_);
+      used_len = static_cast<uint32_t>(req.data_len + 1);
+    } else {
+      s = backend_->write(offset, sync_iov_);
+    }
+  }
+  if (!s) {
+    log_once(g_logged_io, "virtio-blk: request type {} sector {}: {}", req.type, req.sector,
+             s.error().message);
+  }
+  *req.status = s ? blk::kStatusOk : blk::kStatusIoErr;
+  complete(head, s ? used_len : 1);
 }
 
 bool Blk::submit(const blk::Request& req, uint16_t head) {
@@ -157,7 +173,7 @@ bool Blk::submit(const blk::Request& req, uint16_t head) {
   s.head = head;
   s.status = req.status;
   if (req.type == blk::kTypeFlush) {
-    io_uring_prep_fsync(sqe, disk_.get(), 0);
+    io_uring_prep_fsync(sqe, disk_fd_, 0);
     s.expected = 0;
     s.used_len = 1;
   } else {
@@ -166,10 +182,10 @@ bool Blk::submit(const blk::Request& req, uint16_t head) {
     const uint64_t offset = req.sector << blk::kSectorShift;  // parse_request bounded sector by capacity
     const auto n = static_cast<unsigned>(s.iov.size());
     if (req.type == blk::kTypeIn) {
-      io_uring_prep_readv(sqe, disk_.get(), s.iov.data(), n, offset);
+      io_uring_prep_readv(sqe, disk_fd_, s.iov.data(), n, offset);
       s.used_len = static_cast<uint32_t>(req.data_len + 1);
     } else {
-      io_uring_prep_writev(sqe, disk_.get(), s.iov.data(), n, offset);
+      io_uring_prep_writev(sqe, disk_fd_, s.iov.data(), n, offset);
       s.used_len = 1;
     }
     s.expected = req.data_len;

@@ -1,7 +1,10 @@
-// virtio-blk (device id 2) over a host file or block device, with io_uring
-// as the I/O backend: one ring per disk; each request's guest buffers are
-// the iovecs of one readv/writev (zero-copy), submitted in a batch per
-// notification. Completions are signalled on an eventfd the event loop
+// virtio-blk (device id 2) over a BlkBackend (blk_backend.hpp). For a raw
+// file or block device the I/O goes through io_uring: one ring per disk;
+// each request's guest buffers are the iovecs of one readv/writev
+// (zero-copy), submitted in a batch per notification. Backends without a
+// direct fd (the layered copy-on-write disk) complete each request
+// synchronously in process_queue(). io_uring completions are signalled on
+// an eventfd the event loop
 // watches (event_fd() / process_event()). Tests drive it synchronously:
 // process_queue() submits, wait_idle() reaps everything.
 #pragma once
@@ -14,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "devices/virtio/blk_backend.hpp"
 #include "devices/virtio/blk_request.hpp"
 #include "devices/virtio/device.hpp"
 #include "vmm/unique_fd.hpp"
@@ -39,7 +43,10 @@ class Blk final : public Device {
   static constexpr uint32_t kSegMax = kQueueMaxSize - 2;
   static constexpr uint32_t kSizeMax = 1U << 20;
 
+  // A raw file or block device (RawFileBackend).
   static Result<std::shared_ptr<Blk>> create(const BlkConfig& config);
+  // Any backend; an empty id means the backend's name().
+  static Result<std::shared_ptr<Blk>> create(std::unique_ptr<BlkBackend> backend, const std::string& id);
   ~Blk() override;
 
   [[nodiscard]] uint32_t device_id() const override { return kBlkDeviceId; }
@@ -65,7 +72,7 @@ class Blk final : public Device {
     bool busy = false;
   };
 
-  Blk(UniqueFd disk, UniqueFd event_fd, const BlkConfig& config, uint64_t capacity_sectors);
+  Blk(std::unique_ptr<BlkBackend> backend, UniqueFd event_fd, const std::string& id);
   [[nodiscard]] std::span<const uint8_t> config_space() const override { return config_; }
   [[nodiscard]] Status do_activate() override { return {}; }
   void do_reset() override;
@@ -73,12 +80,15 @@ class Blk final : public Device {
   // Handles one chain; false if the ring had no room (put the chain back).
   bool handle_chain(DescriptorChain& chain);
   bool submit(const blk::Request& req, uint16_t head);
+  // For backends without a direct fd: does the I/O now and completes.
+  void run_sync(const blk::Request& req, uint16_t head);
   void complete(uint16_t head, uint32_t len);
   void reap(bool publish);
   void drain(bool publish);
   void finish_batch();
 
-  UniqueFd disk_;
+  std::unique_ptr<BlkBackend> backend_;
+  int disk_fd_ = -1;  // backend_->direct_fd(): io_uring path when >= 0
   UniqueFd event_fd_;
   io_uring ring_{};
   bool ring_ready_ = false;
@@ -92,6 +102,7 @@ class Blk final : public Device {
   bool used_added_ = false;
   bool deferred_ = false;          // chains left in the ring for want of a free slot
   std::vector<Descriptor> chain_;  // scratch, reused across requests
+  std::vector<iovec> sync_iov_;    // scratch for run_sync()
 };
 
 }  // namespace forkvm::virtio
