@@ -4,6 +4,7 @@
 
 #include "api/cli/args.hpp"
 #include "api/cli/commands.hpp"
+#include "devices/storage/chain_descriptor.hpp"
 #include "vmm/log.hpp"
 #include "vmm/machine.hpp"
 
@@ -18,6 +19,9 @@ constexpr const char* kRunUsage = R"(usage: forkvm run --kernel PATH [options]
   --mem MiB           guest memory (default 256)
   --cpus N            vCPUs (default 1)
   --disk PATH[,ro]    a virtio-blk disk; repeat for more (/dev/vda, /dev/vdb, ...)
+  --disk chain:DIR[,ro]
+                      a layered copy-on-write disk (forkvm disk --help): DIR is a chain
+                      directory or descriptor; writes go to its top layer
   --console PATH|-    serial console to a file, or - for stdout (default)
   --no-rng            leave out the virtio-rng device
   --vsock PATH        a virtio-vsock device; host programs connect to the Unix socket
@@ -53,6 +57,10 @@ Result<MachineConfig> config_from(const Args& args) {
   for (const auto& d : args.get_all("disk")) {
     DiskConfig disk{d, false};
     if (d.ends_with(",ro")) disk = {d.substr(0, d.size() - 3), true};
+    if (disk.path.starts_with("chain:")) {
+      disk.path = storage::chain_file(disk.path.substr(6));
+      disk.chain = true;
+    }
     c.disks.push_back(disk);
   }
   c.console = args.get("console").value_or("-");

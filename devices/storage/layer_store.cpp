@@ -138,6 +138,7 @@ Result<std::vector<std::string>> holders(const std::string& root, const std::str
 }
 
 Result<std::vector<std::string>> gc(const std::string& root) {
+  if (!fs::is_directory(root)) return make_error("layers root {} is not a directory", root);
   auto lock = FORKVM_TRY(lock_root(root));
   std::vector<std::string> removed;
   std::error_code ec;

@@ -17,3 +17,8 @@ cd "$ROOT"
 # shellcheck disable=SC2086
 $CXX $FLAGS tests/fuzz/queue_blk_fuzz.cpp $VIRTIO $VMM -o "$OUT/queue_blk_fuzz" -luring -lfmt
 echo "built $OUT/queue_blk_fuzz"
+STORAGE="devices/storage/layer_map.cpp devices/storage/chain_descriptor.cpp devices/storage/crc32.cpp
+  devices/storage/file_io.cpp devices/storage/layer_store.cpp"
+# shellcheck disable=SC2086
+$CXX $FLAGS tests/fuzz/blk_layer_map_fuzz.cpp $STORAGE -o "$OUT/blk_layer_map_fuzz" -lfmt
+echo "built $OUT/blk_layer_map_fuzz"
