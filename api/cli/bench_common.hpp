@@ -33,5 +33,6 @@ class Samples {
 int usage_error(const char* command, const Error& error);
 
 int bench_boot(const std::vector<std::string>& argv);
+int bench_agent(const std::vector<std::string>& argv);
 
 }  // namespace forkvm::cli

@@ -25,7 +25,7 @@ int decode_status(int ws) { return WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERM
 }  // namespace
 
 Result<TimedRun> run_timed(const std::vector<std::string>& argv, const std::string& marker,
-                           std::chrono::milliseconds timeout) {
+                           std::chrono::milliseconds timeout, bool stop_at_marker) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return errno_error("pipe");
   UniqueFd read_end(fds[0]);
@@ -67,7 +67,10 @@ Result<TimedRun> run_timed(const std::vector<std::string>& argv, const std::stri
       const size_t from = run.output.size() > static_cast<size_t>(n) + marker.size()
                               ? run.output.size() - static_cast<size_t>(n) - marker.size()
                               : 0;
-      if (run.output.find(marker, from) != std::string::npos) run.marker_ms = ms_since(t0);
+      if (run.output.find(marker, from) != std::string::npos) {
+        run.marker_ms = ms_since(t0);
+        if (stop_at_marker) ::kill(pid, SIGTERM);
+      }
     }
   }
   int ws = 0;

@@ -18,8 +18,9 @@ struct TimedRun {
 };
 
 // Starts argv[0] (searched in PATH), and returns when it exits or `timeout`
-// passes (then it is killed and an error says so).
+// passes (then it is killed and an error says so). With stop_at_marker the
+// process gets SIGTERM as soon as the marker appears (a guest that keeps running).
 Result<TimedRun> run_timed(const std::vector<std::string>& argv, const std::string& marker,
-                           std::chrono::milliseconds timeout);
+                           std::chrono::milliseconds timeout, bool stop_at_marker = false);
 
 }  // namespace forkvm::cli

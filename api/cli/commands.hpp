@@ -11,6 +11,7 @@ inline constexpr int kUsageError = 2;
 
 int run_command(const std::vector<std::string>& args);
 int bench_command(const std::vector<std::string>& args);
+int guest_command(const std::vector<std::string>& args);
 int disk_command(const std::vector<std::string>& args);
 
 }  // namespace forkvm::cli

@@ -16,6 +16,7 @@ commands:
   bench   measure forkvm against a baseline                 (forkvm bench --help)
   disk    layered copy-on-write disks: create-chain, freeze, fork, flatten, info, gc
                                                             (forkvm disk --help)
+  guest   exec in a running VM through its vsock socket     (forkvm guest --help)
   serve   the Freestyle VMs API server                      (forkvm serve --help)
   keys    API keys: keys create [--data DIR] [--account NAME]
 )";
@@ -37,6 +38,7 @@ int main(int argc, char** argv) {
   if (cmd == "run") return forkvm::cli::run_command(rest);
   if (cmd == "bench") return forkvm::cli::bench_command(rest);
   if (cmd == "disk") return forkvm::cli::disk_command(rest);
+  if (cmd == "guest") return forkvm::cli::guest_command(rest);
   if (cmd == "serve") return forkvm::cli::serve_command(rest);
   if (cmd == "keys") return forkvm::cli::keys_command(rest);
   std::fprintf(stderr, "forkvm: unknown command '%s'\n%s", args.front().c_str(), kUsage);

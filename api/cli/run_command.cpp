@@ -2,8 +2,11 @@
 #include <csignal>
 #include <cstdio>
 
+#include <unistd.h>
+
 #include "api/cli/args.hpp"
 #include "api/cli/commands.hpp"
+#include "api/engine/image.hpp"
 #include "devices/storage/chain_descriptor.hpp"
 #include "vmm/log.hpp"
 #include "vmm/machine.hpp"
@@ -12,7 +15,11 @@ namespace forkvm::cli {
 namespace {
 
 constexpr const char* kRunUsage = R"(usage: forkvm run --kernel PATH [options]
+       forkvm run --image NAME [options]
 
+  --image NAME|DIR    boot a guest image (default: the Debian image tools/guest/artifacts
+                      image makes): its kernel, and a private copy of its root filesystem
+                      as /dev/vda, removed when the VM stops
   --kernel PATH       vmlinux (ELF, booted directly) or bzImage
   --initrd PATH       initramfs
   --cmdline STR       extra kernel command line
@@ -45,13 +52,35 @@ extern "C" void on_stop_signal(int /*sig*/) {
   if (g_running != nullptr) g_running->request_stop();
 }
 
-Result<MachineConfig> config_from(const Args& args) {
+// The private root disk of --image, removed when the VM stops.
+struct ScratchDisk {
+  std::string path;
+  ScratchDisk() = default;
+  ScratchDisk(const ScratchDisk&) = delete;
+  ScratchDisk& operator=(const ScratchDisk&) = delete;
+  ~ScratchDisk() {
+    if (!path.empty()) ::unlink(path.c_str());
+  }
+};
+
+Result<MachineConfig> config_from(const Args& args, ScratchDisk& scratch) {
   MachineConfig c;
-  auto kernel = args.get("kernel");
-  if (!kernel) return make_error("--kernel is required");
-  c.kernel = *kernel;
+  std::string image_cmdline;
+  if (auto name = args.get("image")) {
+    auto image = FORKVM_TRY(engine::find_image(*name));
+    c.kernel = image.kernel;
+    image_cmdline = image.cmdline;
+    const char* tmp = std::getenv("TMPDIR");
+    std::string path = fmt::format("{}/forkvm-rootfs-{}.ext4", tmp != nullptr ? tmp : "/tmp", ::getpid());
+    FORKVM_CHECK(engine::copy_sparse(image.rootfs, path));
+    scratch.path = path;
+    c.disks.push_back({path, false});
+  }
+  if (auto kernel = args.get("kernel")) c.kernel = *kernel;
+  if (c.kernel.empty()) return make_error("--kernel or --image is required");
   c.initrd = args.get("initrd");
-  c.cmdline = args.get("cmdline").value_or("");
+  c.cmdline = image_cmdline;
+  if (auto extra = args.get("cmdline")) c.cmdline += (c.cmdline.empty() ? "" : " ") + *extra;
   c.mem_mib = FORKVM_TRY(args.get_uint("mem", 256, 16, 1ULL << 20));
   c.cpus = static_cast<uint32_t>(FORKVM_TRY(args.get_uint("cpus", 1, 1, 255)));
   for (const auto& d : args.get_all("disk")) {
@@ -77,14 +106,15 @@ Result<MachineConfig> config_from(const Args& args) {
 }  // namespace
 
 int run_command(const std::vector<std::string>& argv) {
-  auto args = Args::parse(argv, {"kernel", "initrd", "cmdline", "mem", "cpus", "disk", "console", "vsock", "vsock-cid", "net-slot"},
+  auto args = Args::parse(argv, {"image", "kernel", "initrd", "cmdline", "mem", "cpus", "disk", "console", "vsock", "vsock-cid", "net-slot"},
                           {"no-rng", "net", "verbose", "help"});
   if (args && args->has("help")) {
     std::fputs(kRunUsage, stdout);
     return 0;
   }
   if (args && !args->positional().empty()) args = make_error("unexpected argument '{}'", args->positional()[0]);
-  auto config = args ? config_from(*args) : Result<MachineConfig>(args.error());
+  ScratchDisk scratch;
+  auto config = args ? config_from(*args, scratch) : Result<MachineConfig>(args.error());
   if (config) {
     if (auto valid = validate(*config); !valid) config = valid.error();
   }

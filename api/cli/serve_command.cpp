@@ -18,6 +18,10 @@ constexpr const char* kServeUsage = R"(usage: forkvm serve [--listen ADDR:PORT] 
   --data DIR             data directory: forkvm.db, api-key, VMs (default ./data)
   --header-timeout-ms N  a request header must arrive within N ms (default 30000)
   --body-timeout-ms N    a request body must arrive within N ms (default 120000)
+  --image NAME|DIR       the guest image VMs boot (default: default, made by
+                         tools/guest/artifacts image)
+  --vm-mem MiB           memory of a VM that asks for no size (default 1024)
+  --vm-cpus N            vCPUs of a VM that asks for no count (default 2)
 
 On first start with no API keys, a key is created, printed to stderr and
 written to DIR/api-key (mode 0600). More keys: forkvm keys create.
@@ -26,7 +30,7 @@ written to DIR/api-key (mode 0600). More keys: forkvm keys create.
 }  // namespace
 
 int serve_command(const std::vector<std::string>& argv) {
-  auto args = Args::parse(argv, {"listen", "data", "header-timeout-ms", "body-timeout-ms"}, {"help"});
+  auto args = Args::parse(argv, {"listen", "data", "header-timeout-ms", "body-timeout-ms", "image", "vm-mem", "vm-cpus"}, {"help"});
   if (!args.ok() || args->has("help") || !args->positional().empty()) {
     if (!args.ok()) std::fprintf(stderr, "forkvm serve: %s\n", args.error().message.c_str());
     std::fputs(kServeUsage, args.ok() && args->has("help") ? stdout : stderr);
@@ -40,6 +44,15 @@ int serve_command(const std::vector<std::string>& argv) {
       return kUsageError;
     }
   }
+  if (auto image = args->get("image")) options.engine.image = *image;
+  auto mem = args->get_uint("vm-mem", options.engine.default_mem_mib, 64, 1 << 20);
+  auto cpus = args->get_uint("vm-cpus", options.engine.default_vcpus, 1, 255);
+  if (!mem.ok() || !cpus.ok()) {
+    std::fprintf(stderr, "forkvm serve: %s\n", (!mem.ok() ? mem.error() : cpus.error()).message.c_str());
+    return kUsageError;
+  }
+  options.engine.default_mem_mib = *mem;
+  options.engine.default_vcpus = static_cast<uint32_t>(*cpus);
   auto header = args->get_uint("header-timeout-ms", 30000, 100, 3600000);
   auto body = args->get_uint("body-timeout-ms", 120000, 100, 3600000);
   if (!header.ok() || !body.ok()) {

@@ -10,8 +10,9 @@
 // await); the HTTP server runs them on worker threads. Implementations must
 // be safe to call from several threads at once.
 //
-// Until the real engine is wired in, `forkvm serve` uses UnavailableEngine
-// (api/serve/), which answers every call with 501 NOT_IMPLEMENTED.
+// `forkvm serve` uses LocalEngine (api/engine/local_engine.hpp); where it
+// cannot run (no guest image), UnavailableEngine (api/serve/) answers every
+// call with 501 NOT_IMPLEMENTED and the reason.
 #pragma once
 
 #include <chrono>

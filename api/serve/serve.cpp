@@ -121,7 +121,19 @@ int run_serve(const ServeOptions& options) {
     else
       log(LogLevel::warn, "serve: could not save the key: {}", written.error().message);
   }
-  auto engine = make_unavailable_engine();
+  // Without a guest image or KVM there is still an API (keys, lists, the
+  // store); every VM operation then answers 501 and says why.
+  engine::LocalEngineOptions engine_options = options.engine;
+  engine_options.data_dir = options.data_dir;
+  std::string engine_note = "local KVM engine";
+  auto made = engine::make_local_engine(engine_options);
+  std::unique_ptr<VmEngine> engine;
+  if (made.ok()) {
+    engine = std::move(*made);
+  } else {
+    engine_note = "unavailable (" + made.error().message + "); VM operations answer 501";
+    engine = make_unavailable_engine(made.error().message);
+  }
   Api api(**store, *engine, kOpenApiJson);
   HttpServerOptions http = options.http;
   http.handle_signals = false;  // the sigwait thread below does it
@@ -131,9 +143,8 @@ int run_serve(const ServeOptions& options) {
     return 1;
   }
   log(LogLevel::info,
-      "serve: listening on {}:{} (HTTP on Asio/{}), data in {}; VM engine: not available in this "
-      "build, VM operations answer 501",
-      options.http.host, (*server)->port(), (*server)->backend(), options.data_dir);
+      "serve: listening on {}:{} (HTTP on Asio/{}), data in {}; VM engine: {}", options.http.host,
+      (*server)->port(), (*server)->backend(), options.data_dir, engine_note);
   start_signal_thread(stop_signals, **server);
   bool clean = (*server)->run();
   log(LogLevel::info, "serve: stopped");

@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "api/engine/local_engine.hpp"
 #include "api/http/server.hpp"
 #include "vmm/result.hpp"
 
@@ -14,6 +15,7 @@ namespace forkvm::api {
 struct ServeOptions {
   std::string data_dir = "./data";
   HttpServerOptions http;
+  engine::LocalEngineOptions engine;  // data_dir is filled from data_dir
 };
 
 // Splits "ADDR:PORT" ("127.0.0.1:8080", "[::1]:8080", ":8080" = all IPv4).

@@ -6,13 +6,10 @@ namespace forkvm::api {
 
 namespace {
 
-ApiError unavailable(std::string_view operation) {
-  return api_error(ErrorCode::NotImplemented,
-                   fmt::format("the VM engine is not available in this build ({} needs it)", operation));
-}
-
 class UnavailableEngine final : public VmEngine {
  public:
+  explicit UnavailableEngine(std::string reason) : reason_(std::move(reason)) {}
+
   ApiResult<CreatedVm> create_vm(const CallContext&, const CreateVmInput&) override {
     return unavailable("create VM");
   }
@@ -94,10 +91,19 @@ class UnavailableEngine final : public VmEngine {
   ApiResult<std::string> terminal_output(const CallContext&, const VmRecord&, const std::string&) override {
     return unavailable("terminal output");
   }
+
+ private:
+  [[nodiscard]] ApiError unavailable(std::string_view operation) const {
+    return api_error(ErrorCode::NotImplemented,
+                     fmt::format("{} needs the VM engine, which is not available: {}", operation, reason_));
+  }
+  std::string reason_;
 };
 
 }  // namespace
 
-std::unique_ptr<VmEngine> make_unavailable_engine() { return std::make_unique<UnavailableEngine>(); }
+std::unique_ptr<VmEngine> make_unavailable_engine(std::string reason) {
+  return std::make_unique<UnavailableEngine>(std::move(reason));
+}
 
 }  // namespace forkvm::api

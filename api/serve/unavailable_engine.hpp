@@ -4,11 +4,13 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "api/engine/engine.hpp"
 
 namespace forkvm::api {
 
-[[nodiscard]] std::unique_ptr<VmEngine> make_unavailable_engine();
+[[nodiscard]] std::unique_ptr<VmEngine> make_unavailable_engine(
+    std::string reason = "this build has no VM engine");
 
 }  // namespace forkvm::api

@@ -1,0 +1,412 @@
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "api/engine/local_engine_impl.hpp"
+#include "api/engine/text_file.hpp"
+#include "api/models/ids.hpp"
+#include "vmm/log.hpp"
+
+namespace forkvm::engine {
+namespace {
+
+constexpr uint64_t kGiB = 1ULL << 30;
+
+// The last lines of a VMM's log: why it stopped, for the error message.
+std::string log_tail(const std::string& path) {
+  std::string text = read_text_file(path);
+  size_t cut = text.size();
+  for (int lines = 0; lines < 3 && cut > 0; lines++) {
+    size_t nl = text.rfind('\n', cut - 1);
+    if (nl == std::string::npos) {
+      cut = 0;
+      break;
+    }
+    cut = nl;
+  }
+  std::string tail = text.substr(cut);
+  while (!tail.empty() && (tail.front() == '\n')) tail.erase(0, 1);
+  return tail.empty() ? "(no output)" : tail;
+}
+
+ApiError not_yet(std::string_view what) {
+  return api_error(ErrorCode::NotImplemented,
+                   fmt::format("{} needs memory snapshots of a running VM, which this build of the engine "
+                               "does not have yet",
+                               what));
+}
+
+}  // namespace
+
+LocalEngine::~LocalEngine() = default;
+
+std::shared_ptr<std::mutex> LocalEngine::op_lock(const std::string& id) {
+  std::lock_guard lock(mu_);
+  auto& m = op_locks_[id];
+  if (!m) m = std::make_shared<std::mutex>();
+  return m;
+}
+
+std::shared_ptr<LiveVm> LocalEngine::find(const std::string& id) {
+  std::lock_guard lock(mu_);
+  auto it = live_.find(id);
+  return it == live_.end() ? nullptr : it->second;
+}
+
+void LocalEngine::forget(const std::string& id) {
+  std::lock_guard lock(mu_);
+  auto it = live_.find(id);
+  if (it == live_.end()) return;
+  used_slots_.erase(it->second->net_slot);
+  live_.erase(it);
+}
+
+ApiResult<LocalEngine::Resources> LocalEngine::load_resources(const std::string& id) const {
+  Resources r{o_.default_mem_mib, o_.default_vcpus, 0};
+  std::istringstream in(read_text_file(vm_dir(id) + "/resources"));
+  std::string key;
+  uint64_t value = 0;
+  while (in >> key >> value) {
+    if (key == "mem_mib") r.mem_mib = value;
+    if (key == "vcpus") r.vcpus = static_cast<uint32_t>(value);
+    if (key == "rootfs_bytes") r.rootfs_bytes = value;
+  }
+  return r;
+}
+
+ApiStatus LocalEngine::save_resources(const std::string& id, const Resources& r) const {
+  std::string path = vm_dir(id) + "/resources";
+  std::ofstream out(path + ".tmp", std::ios::trunc);
+  out << "mem_mib " << r.mem_mib << "\nvcpus " << r.vcpus << "\nrootfs_bytes " << r.rootfs_bytes << "\n";
+  out.close();
+  if (!out || ::rename((path + ".tmp").c_str(), path.c_str()) != 0)
+    return api_error(ErrorCode::InternalError, "could not save the VM's resources in " + path);
+  return {};
+}
+
+ApiResult<std::shared_ptr<LiveVm>> LocalEngine::boot(const std::string& id, const Resources& r) {
+  auto vm = std::make_shared<LiveVm>();
+  vm->id = id;
+  vm->dir = vm_dir(id);
+  vm->run_dir = o_.run_dir + "/" + id;
+  vm->agent_socket = vm->run_dir + "/vsock.sock";
+  vm->instance_id = new_instance_id();
+  {
+    std::lock_guard lock(mu_);
+    uint32_t slot = o_.first_net_slot;
+    while (used_slots_.contains(slot)) slot++;
+    if (slot > 16383) return api_error(ErrorCode::VmLimitExceeded, "no free network slot on this host");
+    used_slots_.insert(slot);
+    vm->net_slot = slot;
+  }
+  auto release = [&] {
+    std::lock_guard lock(mu_);
+    used_slots_.erase(vm->net_slot);
+  };
+  std::error_code ec;
+  std::filesystem::create_directories(vm->run_dir, ec);
+  ::unlink(vm->agent_socket.c_str());
+  std::string disk = vm->dir + "/rootfs.ext4";
+  if (r.rootfs_bytes > 0) {
+    struct stat st {};
+    if (::stat(disk.c_str(), &st) == 0 && static_cast<uint64_t>(st.st_size) < r.rootfs_bytes &&
+        ::truncate(disk.c_str(), static_cast<off_t>(r.rootfs_bytes)) != 0) {
+      release();
+      return api_error(ErrorCode::ResizeFailed, "could not grow the root disk: " + errno_error("").message);
+    }
+  }
+  std::vector<std::string> argv = {o_.forkvm_binary,
+                                   "run",
+                                   "--kernel",
+                                   image_.kernel,
+                                   "--disk",
+                                   disk,
+                                   "--mem",
+                                   std::to_string(r.mem_mib),
+                                   "--cpus",
+                                   std::to_string(r.vcpus),
+                                   "--cmdline",
+                                   image_.cmdline,
+                                   "--vsock",
+                                   vm->agent_socket,
+                                   "--vsock-cid",
+                                   std::to_string(3 + vm->net_slot),
+                                   "--net-slot",
+                                   std::to_string(vm->net_slot),
+                                   "--console",
+                                   vm->dir + "/console.log"};
+  std::string log_path = vm->dir + "/vmm.log";
+  auto proc = VmmProcess::spawn(argv, log_path);
+  if (!proc.ok()) {
+    release();
+    return api_error(ErrorCode::InternalError, "starting the VMM: " + proc.error().message);
+  }
+  vm->vmm = *proc;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(o_.boot_timeout_ms);
+  for (;;) {
+    if (!vm->vmm->running()) {
+      release();
+      return api_error(ErrorCode::InternalError,
+                       fmt::format("the VMM exited (status {}) before the guest was ready: {}",
+                                   vm->vmm->exit_status().value_or("?"), log_tail(log_path)));
+    }
+    if (::access(vm->agent_socket.c_str(), F_OK) == 0 && vm->agent(5000).ready().ok()) break;
+    if (std::chrono::steady_clock::now() > deadline) {
+      halt(*vm, false);
+      release();
+      return api_error(ErrorCode::VmStartTimeout,
+                       fmt::format("the guest's agent did not answer within {} s", o_.boot_timeout_ms / 1000));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  if (r.rootfs_bytes > 0) (void)vm->agent().exec({.command = "resize2fs /dev/vda >/dev/null 2>&1"});
+  std::lock_guard lock(mu_);
+  live_[id] = vm;
+  log(LogLevel::info, "engine: VM {} running (VMM pid {}, net slot {})", id, vm->vmm->pid(), vm->net_slot);
+  return vm;
+}
+
+void LocalEngine::halt(LiveVm& vm, bool graceful) {
+  if (graceful && vm.vmm->running()) {
+    // The guest's page cache holds writes its disk has not seen yet.
+    (void)vm.agent(15000).exec({.command = "sync", .timeout_ms = 10000});
+  }
+  vm.vmm->signal(SIGTERM);
+  if (!vm.vmm->wait_for(std::chrono::seconds(15))) {
+    vm.vmm->signal(SIGKILL);
+    vm.vmm->wait_for(std::chrono::seconds(10));
+  }
+}
+
+ApiResult<std::shared_ptr<LiveVm>> LocalEngine::running(const VmRecord& vm) {
+  auto live = find(vm.id);
+  if (live && live->vmm->running()) return live;
+  if (live) {
+    std::string status = live->vmm->exit_status().value_or("?");
+    forget(vm.id);
+    return api_error(ErrorCode::VmNotRunning,
+                     fmt::format("VM {} is not running: its VMM exited (status {})", vm.id, status));
+  }
+  return api_error(ErrorCode::VmNotRunning,
+                   fmt::format("VM {} is not running (state {}); start it first", vm.id, vm.state));
+}
+
+ApiStatus LocalEngine::apply_create_fields(LiveVm& vm, const CreateVmRequest& req) {
+  auto agent = vm.agent(120000);
+  for (const auto& g : req.groups) {
+    if (auto s = agent.group_create(g.name); !s.ok()) return from_agent_error(s.error());
+  }
+  for (const auto& u : req.users) {
+    if (auto s = agent.user_create(u.name, u.groups); !s.ok()) return from_agent_error(s.error());
+  }
+  for (const auto& [path, content] : req.additional_files) {
+    agent::WriteFileRequest w{.path = path};
+    if (content.executable) w.mode = 0755u;
+    if (auto s = agent.write_file(w, content.bytes); !s.ok()) return from_agent_error(s.error());
+  }
+  if (req.workdir) {
+    if (auto s = agent.mkdir(*req.workdir); !s.ok()) return from_agent_error(s.error());
+  }
+  auto run = [&](const std::string& what, const std::string& command) -> ApiStatus {
+    auto r = agent.exec({.command = command, .timeout_ms = 600000});
+    if (!r.ok()) return from_agent_error(r.error());
+    if (r->exit_code != 0)
+      return api_error(ErrorCode::CreateVmBadRequest,
+                       fmt::format("{} failed (exit {}): {}", what, r->exit_code, r->stderr_data));
+    return {};
+  };
+  if (!req.apt_deps.empty()) {
+    std::string pkgs;
+    for (const auto& p : req.apt_deps) pkgs += " '" + p + "'";
+    FORKVM_CHECK(run("apt-get install", "DEBIAN_FRONTEND=noninteractive apt-get update -q && "
+                                        "DEBIAN_FRONTEND=noninteractive apt-get install -qy" +
+                                            pkgs));
+  }
+  for (const auto& repo : req.git_repos) {
+    std::string cmd = fmt::format("git clone -q '{}' '{}'", repo.repo, repo.path);
+    if (repo.rev) cmd += fmt::format(" && git -C '{}' checkout -q '{}'", repo.path, *repo.rev);
+    FORKVM_CHECK(run("git clone of " + repo.repo, cmd));
+  }
+  if (req.systemd) {
+    for (const auto& unit : req.systemd->services) FORKVM_TRY(create_service_on(vm, unit));
+  }
+  return {};
+}
+
+ApiResult<CreatedVm> LocalEngine::create_vm(const CallContext& /*ctx*/, const CreateVmInput& input) {
+  const CreateVmRequest& req = input.request;
+  if (input.base_snapshot) return not_yet("creating a VM from a snapshot");
+  if (req.spec || req.template_)
+    return api_error(ErrorCode::NotImplemented,
+                     "spec and template builds (layered snapshots) are not implemented yet; create from the "
+                     "default image with per-VM fields instead");
+  Resources r{o_.default_mem_mib, o_.default_vcpus, 0};
+  if (req.mem_size_gb) r.mem_mib = static_cast<uint64_t>(*req.mem_size_gb) * 1024;
+  if (req.vcpu_count) r.vcpus = static_cast<uint32_t>(*req.vcpu_count);
+  if (req.rootfs_size_gb) r.rootfs_bytes = static_cast<uint64_t>(*req.rootfs_size_gb) * kGiB;
+  std::string dir = vm_dir(input.vm_id);
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return api_error(ErrorCode::InternalError, fmt::format("create {}: {}", dir, ec.message()));
+  auto undo = [&] { std::filesystem::remove_all(dir, ec); };
+  if (auto s = copy_sparse(image_.rootfs, dir + "/rootfs.ext4"); !s.ok()) {
+    undo();
+    return api_error(ErrorCode::InternalError, "copying the root disk: " + s.error().message);
+  }
+  if (auto s = save_resources(input.vm_id, r); !s.ok()) {
+    undo();
+    return s.error();
+  }
+  if (req.workdir) {
+    std::ofstream(dir + "/workdir") << *req.workdir;
+  }
+  auto vm = boot(input.vm_id, r);
+  if (!vm.ok()) {
+    undo();
+    return vm.error();
+  }
+  if (auto s = apply_create_fields(**vm, req); !s.ok()) {
+    halt(**vm, false);
+    forget(input.vm_id);
+    undo();
+    return s.error();
+  }
+  CreatedVm out;
+  out.vm_id = input.vm_id;
+  out.instance_id = (*vm)->instance_id;
+  out.state = "running";
+  out.runtime.vmm_pid = (*vm)->vmm->pid();
+  out.runtime.agent_socket = (*vm)->agent_socket;
+  return out;
+}
+
+ApiResult<StartedVm> LocalEngine::start_vm(const CallContext& /*ctx*/, const VmRecord& vm,
+                                           const StartVmRequest& /*req*/) {
+  auto lock = op_lock(vm.id);
+  std::lock_guard guard(*lock);
+  auto live = find(vm.id);
+  if (!live || !live->vmm->running()) {
+    if (live) forget(vm.id);
+    auto r = FORKVM_TRY(load_resources(vm.id));
+    live = FORKVM_TRY(boot(vm.id, r));
+  }
+  StartedVm out;
+  out.instance_id = live->instance_id;
+  out.runtime.vmm_pid = live->vmm->pid();
+  out.runtime.agent_socket = live->agent_socket;
+  return out;
+}
+
+ApiResult<StoppedVm> LocalEngine::stop_vm(const CallContext& /*ctx*/, const VmRecord& vm) {
+  auto lock = op_lock(vm.id);
+  std::lock_guard guard(*lock);
+  StoppedVm out{vm.instance_id.value_or("")};
+  if (auto live = find(vm.id)) {
+    out.instance_id = live->instance_id;
+    halt(*live, true);
+    forget(vm.id);
+  }
+  return out;
+}
+
+ApiStatus LocalEngine::kill_vm(const CallContext& /*ctx*/, const VmRecord& vm) {
+  auto lock = op_lock(vm.id);
+  std::lock_guard guard(*lock);
+  if (auto live = find(vm.id)) {
+    live->vmm->signal(SIGKILL);
+    live->vmm->wait_for(std::chrono::seconds(10));
+    forget(vm.id);
+  }
+  return {};
+}
+
+ApiResult<SuspendedVm> LocalEngine::suspend_vm(const CallContext& /*ctx*/, const VmRecord& /*vm*/) {
+  return not_yet("suspend");
+}
+
+ApiResult<VmExit> LocalEngine::await_exit(const CallContext& /*ctx*/, const VmRecord& vm) {
+  auto live = find(vm.id);
+  if (!live) return VmExit{"stopped"};
+  live->vmm->wait();
+  std::string status = live->vmm->exit_status().value_or("unknown");
+  forget(vm.id);
+  return VmExit{status};
+}
+
+ApiStatus LocalEngine::delete_vm(const CallContext& /*ctx*/, const VmRecord& vm) {
+  auto lock = op_lock(vm.id);
+  std::lock_guard guard(*lock);
+  if (auto live = find(vm.id)) {
+    halt(*live, false);
+    forget(vm.id);
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(vm_dir(vm.id), ec);
+  std::filesystem::remove_all(o_.run_dir + "/" + vm.id, ec);
+  if (ec) log(LogLevel::warn, "engine: removing VM {}'s files: {}", vm.id, ec.message());
+  return {};
+}
+
+ApiStatus LocalEngine::resize_vm(const CallContext& /*ctx*/, const VmRecord& vm, const ResizeVmRequest& req) {
+  auto r = FORKVM_TRY(load_resources(vm.id));
+  if (req.mem_size_gb) r.mem_mib = static_cast<uint64_t>(*req.mem_size_gb) * 1024;
+  if (req.vcpu_count) r.vcpus = static_cast<uint32_t>(*req.vcpu_count);
+  if (req.rootfs_size_gb) {
+    uint64_t want = static_cast<uint64_t>(*req.rootfs_size_gb) * kGiB;
+    struct stat st {};
+    std::string disk = vm_dir(vm.id) + "/rootfs.ext4";
+    if (::stat(disk.c_str(), &st) == 0 && want < static_cast<uint64_t>(st.st_size))
+      return api_error(ErrorCode::ResizeFailed,
+                       fmt::format("the root filesystem cannot shrink ({} GiB is smaller than its {} bytes)",
+                                   *req.rootfs_size_gb, st.st_size));
+    r.rootfs_bytes = want;
+  }
+  // vCPUs, memory and the disk size take effect at the VM's next start.
+  return save_resources(vm.id, r);
+}
+
+ApiResult<OptimizedVm> LocalEngine::optimize_vm(const CallContext& /*ctx*/, const VmRecord& vm) {
+  if (find(vm.id)) return OptimizedVm{"the VM's root disk is a single file already; nothing to flatten"};
+  return OptimizedVm{"the VM's root disk is a single file already; nothing to flatten"};
+}
+
+ApiResult<CreatedSnapshot> LocalEngine::snapshot_vm(const CallContext& /*ctx*/, const VmRecord& /*vm*/,
+                                                    const SnapshotInput& /*input*/) {
+  return not_yet("snapshotting a VM");
+}
+
+ApiResult<CreatedSnapshot> LocalEngine::create_snapshot(const CallContext& /*ctx*/,
+                                                        const CreateSnapshotInput& /*input*/) {
+  return not_yet("building a snapshot from a template");
+}
+
+ApiResult<ForkedVms> LocalEngine::fork_vm(const CallContext& /*ctx*/, const VmRecord& /*vm*/,
+                                          const ForkInput& /*input*/) {
+  return not_yet("forking a VM");
+}
+
+Result<std::unique_ptr<VmEngine>> make_local_engine(const LocalEngineOptions& options) {
+  LocalEngineOptions o = options;
+  if (o.forkvm_binary.empty()) {
+    std::error_code ec;
+    o.forkvm_binary = std::filesystem::read_symlink("/proc/self/exe", ec).string();
+    if (ec) return make_error("cannot find this executable: {}", ec.message());
+  }
+  auto image = FORKVM_TRY(find_image(o.image));
+  std::error_code ec;
+  std::filesystem::create_directories(o.data_dir + "/vms", ec);
+  if (ec) return make_error("create {}/vms: {}", o.data_dir, ec.message());
+  std::filesystem::create_directories(o.run_dir, ec);
+  if (ec) return make_error("create {}: {}", o.run_dir, ec.message());
+  return std::unique_ptr<VmEngine>(std::make_unique<LocalEngine>(std::move(o), std::move(image)));
+}
+
+}  // namespace forkvm::engine

@@ -1,0 +1,98 @@
+// LocalEngine's class, shared by its two source files: lifecycle
+// (local_engine.cpp) and calls into the guest (guest_calls.cpp).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+
+#include "api/engine/image.hpp"
+#include "api/engine/live_vm.hpp"
+#include "api/engine/local_engine.hpp"
+
+namespace forkvm::engine {
+
+using namespace forkvm::api;  // NOLINT(google-build-using-namespace): the engine speaks the API's types
+
+class LocalEngine final : public VmEngine {
+ public:
+  LocalEngine(LocalEngineOptions o, GuestImage image) : o_(std::move(o)), image_(std::move(image)) {}
+  ~LocalEngine() override;
+
+  ApiResult<CreatedVm> create_vm(const CallContext& ctx, const CreateVmInput& input) override;
+  ApiResult<StartedVm> start_vm(const CallContext& ctx, const VmRecord& vm, const StartVmRequest& req) override;
+  ApiResult<StoppedVm> stop_vm(const CallContext& ctx, const VmRecord& vm) override;
+  ApiStatus kill_vm(const CallContext& ctx, const VmRecord& vm) override;
+  ApiResult<SuspendedVm> suspend_vm(const CallContext& ctx, const VmRecord& vm) override;
+  ApiResult<VmExit> await_exit(const CallContext& ctx, const VmRecord& vm) override;
+  ApiStatus delete_vm(const CallContext& ctx, const VmRecord& vm) override;
+  ApiStatus resize_vm(const CallContext& ctx, const VmRecord& vm, const ResizeVmRequest& req) override;
+  ApiResult<OptimizedVm> optimize_vm(const CallContext& ctx, const VmRecord& vm) override;
+  ApiResult<CreatedSnapshot> snapshot_vm(const CallContext& ctx, const VmRecord& vm,
+                                         const SnapshotInput& input) override;
+  ApiResult<CreatedSnapshot> create_snapshot(const CallContext& ctx, const CreateSnapshotInput& input) override;
+  ApiResult<ForkedVms> fork_vm(const CallContext& ctx, const VmRecord& vm, const ForkInput& input) override;
+
+  ApiResult<ExecResult> exec(const CallContext& ctx, const VmRecord& vm, const ExecRequest& req) override;
+  ApiResult<FileRead> read_file(const CallContext& ctx, const VmRecord& vm, const std::string& path) override;
+  ApiStatus write_file(const CallContext& ctx, const VmRecord& vm, const std::string& path,
+                       const std::string& bytes) override;
+  ApiResult<std::unique_ptr<EventStream<FileEvent>>> watch_files(const CallContext& ctx,
+                                                                 const VmRecord& vm) override;
+  ApiResult<std::unique_ptr<EventStream<StatsSample>>> stream_stats(const CallContext& ctx, const VmRecord& vm,
+                                                                    std::chrono::milliseconds interval) override;
+  ApiResult<std::vector<ServiceInfo>> list_services(const CallContext& ctx, const VmRecord& vm) override;
+  ApiResult<ServiceCreated> create_service(const CallContext& ctx, const VmRecord& vm,
+                                           const SystemdUnit& unit) override;
+  ApiResult<std::string> delete_service(const CallContext& ctx, const VmRecord& vm,
+                                        const std::string& service_id) override;
+  ApiResult<ServiceStatus> service_status(const CallContext& ctx, const VmRecord& vm,
+                                          const std::string& service_id) override;
+  ApiResult<std::vector<JournalEntry>> service_logs(const CallContext& ctx, const VmRecord& vm,
+                                                    const std::string& service_id, std::optional<int64_t> lines,
+                                                    const std::optional<std::string>& since) override;
+  ApiResult<std::vector<ServiceActionResult>> service_action(const CallContext& ctx, const VmRecord& vm,
+                                                             ServiceAction action,
+                                                             const std::vector<std::string>& service_ids) override;
+  ApiResult<std::vector<TerminalInfo>> list_terminals(const CallContext& ctx, const VmRecord& vm) override;
+  ApiResult<std::vector<TerminalLine>> terminal_logs(const CallContext& ctx, const VmRecord& vm,
+                                                     const std::string& terminal_id) override;
+  ApiResult<std::string> terminal_output(const CallContext& ctx, const VmRecord& vm,
+                                         const std::string& terminal_id) override;
+
+ private:
+  // Resources a VM boots with: the create request's, changed by resize.
+  struct Resources {
+    uint64_t mem_mib = 0;
+    uint32_t vcpus = 0;
+    uint64_t rootfs_bytes = 0;  // 0: the image's size
+  };
+
+  [[nodiscard]] std::string vm_dir(const std::string& id) const { return o_.data_dir + "/vms/" + id; }
+  ApiResult<Resources> load_resources(const std::string& id) const;
+  ApiStatus save_resources(const std::string& id, const Resources& r) const;
+  // Boots the VM's disk and waits until its agent answers.
+  ApiResult<std::shared_ptr<LiveVm>> boot(const std::string& id, const Resources& r);
+  // The running VM, or VM_NOT_RUNNING saying why not.
+  ApiResult<std::shared_ptr<LiveVm>> running(const VmRecord& vm);
+  std::shared_ptr<LiveVm> find(const std::string& id);
+  void forget(const std::string& id);
+  // Stops the VMM: a sync in the guest when `graceful`, SIGTERM, then SIGKILL.
+  void halt(LiveVm& vm, bool graceful);
+  ApiStatus apply_create_fields(LiveVm& vm, const CreateVmRequest& req);
+  static ApiResult<ServiceCreated> create_service_on(LiveVm& vm, const SystemdUnit& unit);
+  // Where watch-files looks: the VM's workdir, else the caller's home.
+  [[nodiscard]] std::string watch_root(const CallContext& ctx, const VmRecord& vm) const;
+
+  LocalEngineOptions o_;
+  GuestImage image_;
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<LiveVm>> live_;
+  std::set<uint32_t> used_slots_;
+  // Serialises lifecycle changes (start, stop, delete) per VM.
+  std::map<std::string, std::shared_ptr<std::mutex>> op_locks_;
+  std::shared_ptr<std::mutex> op_lock(const std::string& id);
+};
+
+}  // namespace forkvm::engine

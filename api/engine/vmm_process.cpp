@@ -1,0 +1,86 @@
+#include "api/engine/vmm_process.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include <fmt/format.h>
+
+namespace forkvm::engine {
+
+Result<std::shared_ptr<VmmProcess>> VmmProcess::spawn(const std::vector<std::string>& argv,
+                                                      const std::string& log_path) {
+  if (argv.empty()) return make_error("no program to start");
+  int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (log < 0) return errno_error("open " + log_path);
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    int err = errno;
+    ::close(log);
+    return errno_error("fork for the VMM", err);
+  }
+  if (pid == 0) {
+    // Only async-signal-safe calls from here to exec.
+    ::setsid();
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);  // the server blocks SIGTERM; the VMM needs it
+    int null = ::open("/dev/null", O_RDONLY);
+    if (null >= 0) ::dup2(null, 0);
+    ::dup2(log, 1);
+    ::dup2(log, 2);
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+  ::close(log);
+  std::shared_ptr<VmmProcess> p(new VmmProcess(pid));
+  std::thread([p] { p->reap(); }).detach();
+  return p;
+}
+
+VmmProcess::~VmmProcess() = default;
+
+void VmmProcess::reap() {
+  int status = 0;
+  while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+  }
+  std::string text = WIFEXITED(status)     ? std::to_string(WEXITSTATUS(status))
+                     : WIFSIGNALED(status) ? fmt::format("signal {}", WTERMSIG(status))
+                                           : "unknown";
+  std::lock_guard lock(mu_);
+  exit_ = text;
+  cv_.notify_all();
+}
+
+bool VmmProcess::running() const {
+  std::lock_guard lock(mu_);
+  return !exit_.has_value();
+}
+
+std::optional<std::string> VmmProcess::exit_status() const {
+  std::lock_guard lock(mu_);
+  return exit_;
+}
+
+void VmmProcess::signal(int sig) const {
+  std::lock_guard lock(mu_);
+  if (!exit_) ::kill(pid_, sig);  // not yet reaped, so the pid is still ours
+}
+
+bool VmmProcess::wait_for(std::chrono::milliseconds limit) const {
+  std::unique_lock lock(mu_);
+  return cv_.wait_for(lock, limit, [&] { return exit_.has_value(); });
+}
+
+void VmmProcess::wait() const {
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [&] { return exit_.has_value(); });
+}
+
+}  // namespace forkvm::engine
