@@ -4,9 +4,12 @@
 
 #include <unistd.h>
 
+#include <filesystem>
+
 #include "api/cli/args.hpp"
 #include "api/cli/commands.hpp"
 #include "api/engine/image.hpp"
+#include "devices/storage/chain_ops.hpp"
 #include "devices/storage/chain_descriptor.hpp"
 #include "vmm/log.hpp"
 #include "vmm/machine.hpp"
@@ -18,8 +21,8 @@ constexpr const char* kRunUsage = R"(usage: forkvm run --kernel PATH [options]
        forkvm run --image NAME [options]
 
   --image NAME|DIR    boot a guest image (default: the Debian image tools/guest/artifacts
-                      image makes): its kernel, and a private copy of its root filesystem
-                      as /dev/vda, removed when the VM stops
+                      image makes): its kernel, and its root filesystem as /dev/vda through
+                      a copy-on-write layer of this VM's own, removed when the VM stops
   --kernel PATH       vmlinux (ELF, booted directly) or bzImage
   --initrd PATH       initramfs
   --cmdline STR       extra kernel command line
@@ -52,14 +55,15 @@ extern "C" void on_stop_signal(int /*sig*/) {
   if (g_running != nullptr) g_running->request_stop();
 }
 
-// The private root disk of --image, removed when the VM stops.
+// The private disk layer of --image, removed when the VM stops.
 struct ScratchDisk {
-  std::string path;
+  std::string dir;
   ScratchDisk() = default;
   ScratchDisk(const ScratchDisk&) = delete;
   ScratchDisk& operator=(const ScratchDisk&) = delete;
   ~ScratchDisk() {
-    if (!path.empty()) ::unlink(path.c_str());
+    std::error_code ec;
+    if (!dir.empty()) std::filesystem::remove_all(dir, ec);
   }
 };
 
@@ -71,10 +75,11 @@ Result<MachineConfig> config_from(const Args& args, ScratchDisk& scratch) {
     c.kernel = image.kernel;
     image_cmdline = image.cmdline;
     const char* tmp = std::getenv("TMPDIR");
-    std::string path = fmt::format("{}/forkvm-rootfs-{}.ext4", tmp != nullptr ? tmp : "/tmp", ::getpid());
-    FORKVM_CHECK(engine::copy_sparse(image.rootfs, path));
-    scratch.path = path;
-    c.disks.push_back({path, false});
+    scratch.dir = fmt::format("{}/forkvm-rootfs-{}", tmp != nullptr ? tmp : "/tmp", ::getpid());
+    storage::CreateOptions disk;
+    disk.base = image.rootfs;
+    auto chain = FORKVM_TRY(storage::create_chain(scratch.dir, disk));
+    c.disks.push_back({chain, false, true});
   }
   if (auto kernel = args.get("kernel")) c.kernel = *kernel;
   if (c.kernel.empty()) return make_error("--kernel or --image is required");

@@ -13,6 +13,8 @@
 #include "api/engine/local_engine_impl.hpp"
 #include "api/engine/text_file.hpp"
 #include "api/models/ids.hpp"
+#include "devices/storage/chain_ops.hpp"
+#include "devices/storage/layer_store.hpp"
 #include "vmm/log.hpp"
 
 namespace forkvm::engine {
@@ -114,15 +116,8 @@ ApiResult<std::shared_ptr<LiveVm>> LocalEngine::boot(const std::string& id, cons
   std::error_code ec;
   std::filesystem::create_directories(vm->run_dir, ec);
   ::unlink(vm->agent_socket.c_str());
-  std::string disk = vm->dir + "/rootfs.ext4";
-  if (r.rootfs_bytes > 0) {
-    struct stat st {};
-    if (::stat(disk.c_str(), &st) == 0 && static_cast<uint64_t>(st.st_size) < r.rootfs_bytes &&
-        ::truncate(disk.c_str(), static_cast<off_t>(r.rootfs_bytes)) != 0) {
-      release();
-      return api_error(ErrorCode::ResizeFailed, "could not grow the root disk: " + errno_error("").message);
-    }
-  }
+  // The VM's root disk: its own copy-on-write layer over the image (devices/storage/).
+  std::string disk = "chain:" + vm->dir + "/disk";
   std::vector<std::string> argv = {o_.forkvm_binary,
                                    "run",
                                    "--kernel",
@@ -167,6 +162,7 @@ ApiResult<std::shared_ptr<LiveVm>> LocalEngine::boot(const std::string& id, cons
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
+  // A disk made larger than the image: let the filesystem use it (online grow).
   if (r.rootfs_bytes > 0) (void)vm->agent().exec({.command = "resize2fs /dev/vda >/dev/null 2>&1"});
   std::lock_guard lock(mu_);
   live_[id] = vm;
@@ -184,6 +180,20 @@ void LocalEngine::halt(LiveVm& vm, bool graceful) {
     vm.vmm->signal(SIGKILL);
     vm.vmm->wait_for(std::chrono::seconds(10));
   }
+}
+
+void LocalEngine::remove_vm_files(const std::string& id) {
+  std::string chain = vm_dir(id) + "/disk/chain";
+  if (::access(chain.c_str(), F_OK) == 0) {
+    if (auto s = storage::delete_chain(chain); !s.ok())
+      log(LogLevel::warn, "engine: VM {}: releasing its disk layers: {}", id, s.error().message);
+    if (auto g = storage::gc(layers_root()); !g.ok())
+      log(LogLevel::warn, "engine: collecting unused disk layers: {}", g.error().message);
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(vm_dir(id), ec);
+  if (ec) log(LogLevel::warn, "engine: removing VM {}'s files: {}", id, ec.message());
+  std::filesystem::remove_all(o_.run_dir + "/" + id, ec);
 }
 
 ApiResult<std::shared_ptr<LiveVm>> LocalEngine::running(const VmRecord& vm) {
@@ -256,10 +266,22 @@ ApiResult<CreatedVm> LocalEngine::create_vm(const CallContext& /*ctx*/, const Cr
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return api_error(ErrorCode::InternalError, fmt::format("create {}: {}", dir, ec.message()));
-  auto undo = [&] { std::filesystem::remove_all(dir, ec); };
-  if (auto s = copy_sparse(image_.rootfs, dir + "/rootfs.ext4"); !s.ok()) {
+  auto undo = [&] { remove_vm_files(input.vm_id); };
+  storage::CreateOptions disk;
+  disk.base = image_.rootfs;
+  disk.layers_root = layers_root();
+  if (r.rootfs_bytes > 0) {
+    struct stat st {};
+    if (::stat(image_.rootfs.c_str(), &st) == 0 && r.rootfs_bytes < static_cast<uint64_t>(st.st_size)) {
+      undo();
+      return api_error(ErrorCode::CreateVmBadRequest,
+                       fmt::format("rootfsSizeGb is smaller than the image's {} bytes", st.st_size));
+    }
+    disk.size = r.rootfs_bytes;
+  }
+  if (auto made = storage::create_chain(dir + "/disk", disk); !made.ok()) {
     undo();
-    return api_error(ErrorCode::InternalError, "copying the root disk: " + s.error().message);
+    return api_error(ErrorCode::InternalError, "creating the VM's disk: " + made.error().message);
   }
   if (auto s = save_resources(input.vm_id, r); !s.ok()) {
     undo();
@@ -348,10 +370,7 @@ ApiStatus LocalEngine::delete_vm(const CallContext& /*ctx*/, const VmRecord& vm)
     halt(*live, false);
     forget(vm.id);
   }
-  std::error_code ec;
-  std::filesystem::remove_all(vm_dir(vm.id), ec);
-  std::filesystem::remove_all(o_.run_dir + "/" + vm.id, ec);
-  if (ec) log(LogLevel::warn, "engine: removing VM {}'s files: {}", vm.id, ec.message());
+  remove_vm_files(vm.id);
   return {};
 }
 
@@ -359,23 +378,22 @@ ApiStatus LocalEngine::resize_vm(const CallContext& /*ctx*/, const VmRecord& vm,
   auto r = FORKVM_TRY(load_resources(vm.id));
   if (req.mem_size_gb) r.mem_mib = static_cast<uint64_t>(*req.mem_size_gb) * 1024;
   if (req.vcpu_count) r.vcpus = static_cast<uint32_t>(*req.vcpu_count);
-  if (req.rootfs_size_gb) {
-    uint64_t want = static_cast<uint64_t>(*req.rootfs_size_gb) * kGiB;
-    struct stat st {};
-    std::string disk = vm_dir(vm.id) + "/rootfs.ext4";
-    if (::stat(disk.c_str(), &st) == 0 && want < static_cast<uint64_t>(st.st_size))
-      return api_error(ErrorCode::ResizeFailed,
-                       fmt::format("the root filesystem cannot shrink ({} GiB is smaller than its {} bytes)",
-                                   *req.rootfs_size_gb, st.st_size));
-    r.rootfs_bytes = want;
+  if (req.rootfs_size_gb && static_cast<uint64_t>(*req.rootfs_size_gb) * kGiB != r.rootfs_bytes) {
+    // The layered disk's size is fixed when it is created.
+    return api_error(ErrorCode::ResizeFailed,
+                     "resizing the root filesystem after create is not implemented yet (give rootfsSizeGb at "
+                     "create); vCPUs and memory can be resized");
   }
   // vCPUs, memory and the disk size take effect at the VM's next start.
   return save_resources(vm.id, r);
 }
 
 ApiResult<OptimizedVm> LocalEngine::optimize_vm(const CallContext& /*ctx*/, const VmRecord& vm) {
-  if (find(vm.id)) return OptimizedVm{"the VM's root disk is a single file already; nothing to flatten"};
-  return OptimizedVm{"the VM's root disk is a single file already; nothing to flatten"};
+  // A VM's chain is the image plus its own layer until forks and snapshots
+  // stack more (issue #5); then this flattens them while it is stopped.
+  auto info = storage::chain_info(vm_dir(vm.id) + "/disk/chain");
+  if (!info.ok()) return api_error(ErrorCode::InternalError, info.error().message);
+  return OptimizedVm{"the VM's disk is the image plus one layer of its own; nothing to flatten"};
 }
 
 ApiResult<CreatedSnapshot> LocalEngine::snapshot_vm(const CallContext& /*ctx*/, const VmRecord& /*vm*/,
@@ -402,8 +420,10 @@ Result<std::unique_ptr<VmEngine>> make_local_engine(const LocalEngineOptions& op
   }
   auto image = FORKVM_TRY(find_image(o.image));
   std::error_code ec;
-  std::filesystem::create_directories(o.data_dir + "/vms", ec);
-  if (ec) return make_error("create {}/vms: {}", o.data_dir, ec.message());
+  for (const char* sub : {"/vms", "/layers"}) {
+    std::filesystem::create_directories(o.data_dir + sub, ec);
+    if (ec) return make_error("create {}{}: {}", o.data_dir, sub, ec.message());
+  }
   std::filesystem::create_directories(o.run_dir, ec);
   if (ec) return make_error("create {}: {}", o.run_dir, ec.message());
   return std::unique_ptr<VmEngine>(std::make_unique<LocalEngine>(std::move(o), std::move(image)));
