@@ -33,4 +33,19 @@ void AcpiPm::write(uint64_t offset, std::span<const uint8_t> data) {
   if (poweroff && on_poweroff_) on_poweroff_();
 }
 
+void AcpiPm::save_state(StateWriter& out) {
+  std::lock_guard lock(mu_);
+  out.bytes(regs_);
+}
+
+Status AcpiPm::load_state(StateReader& in) {
+  std::lock_guard lock(mu_);
+  const auto regs = FORKVM_TRY(in.bytes(regs_.size()));
+  if (regs.size() != regs_.size())
+    return make_error("state of ACPI PM: {} register bytes, {} expected", regs.size(), regs_.size());
+  std::copy(regs.begin(), regs.end(), regs_.begin());
+  regs_[kControl] |= kSciEnable;
+  return {};
+}
+
 }  // namespace forkvm

@@ -10,6 +10,7 @@
 #include <mutex>
 
 #include "vmm/bus.hpp"
+#include "vmm/state_codec.hpp"
 
 namespace forkvm {
 
@@ -28,11 +29,14 @@ class AcpiPm final : public BusDevice {
   void read(uint64_t offset, std::span<uint8_t> data) override;
   void write(uint64_t offset, std::span<const uint8_t> data) override;
 
+  void save_state(StateWriter& out);
+  [[nodiscard]] Status load_state(StateReader& in);
+
  private:
   static constexpr size_t kEnable = 2;
   static constexpr size_t kControl = 4;
 
-  std::mutex mu_;                          // guards regs_; a leaf lock
+  std::mutex mu_;                                                          // guards regs_; a leaf lock
   std::array<uint8_t, kAcpiPmPortCount> regs_{0, 0, 0, 0, kSciEnable, 0};  // status, enable, control
   std::function<void()> on_poweroff_;
 };

@@ -97,4 +97,23 @@ bool I8042::data(uint8_t value) {
   return false;  // bytes for a keyboard that is not there
 }
 
+void I8042::save_state(StateWriter& out) {
+  std::lock_guard lock(mu_);
+  const std::vector<uint8_t> output(output_.begin(), output_.end());
+  out.bytes(output);
+  out.u8(command_byte_);
+  out.u8(pending_command_);
+  out.boolean(last_was_command_);
+}
+
+Status I8042::load_state(StateReader& in) {
+  std::lock_guard lock(mu_);
+  const auto output = FORKVM_TRY(in.bytes(kMaxOutput));
+  output_.assign(output.begin(), output.end());
+  command_byte_ = FORKVM_TRY(in.u8());
+  pending_command_ = FORKVM_TRY(in.u8());
+  last_was_command_ = FORKVM_TRY(in.boolean());
+  return {};
+}
+
 }  // namespace forkvm

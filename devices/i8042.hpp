@@ -12,6 +12,7 @@
 #include <span>
 
 #include "vmm/bus.hpp"
+#include "vmm/state_codec.hpp"
 
 namespace forkvm {
 
@@ -28,6 +29,9 @@ class I8042 final : public BusDevice {
 
   void read(uint64_t offset, std::span<uint8_t> data) override;
   void write(uint64_t offset, std::span<const uint8_t> data) override;
+
+  void save_state(StateWriter& out);
+  [[nodiscard]] Status load_state(StateReader& in);
 
  private:
   // Returns true when the guest asked for a reset.

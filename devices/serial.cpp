@@ -187,6 +187,28 @@ void Serial::write_register(uint64_t offset, uint8_t value) {
   update_interrupt(was);
 }
 
+void Serial::save_state(StateWriter& out) {
+  std::lock_guard lock(mu_);
+  for (uint8_t r : {ier_, lcr_, mcr_, scr_, dll_, dlm_}) out.u8(r);
+  out.boolean(fifo_enabled_);
+  out.boolean(thr_empty_pending_);
+  const std::vector<uint8_t> input(input_.begin(), input_.end());
+  out.bytes(input);
+}
+
+Status Serial::load_state(StateReader& in) {
+  std::lock_guard lock(mu_);
+  for (uint8_t* r : {&ier_, &lcr_, &mcr_, &scr_, &dll_, &dlm_}) *r = FORKVM_TRY(in.u8());
+  ier_ &= 0x0f;
+  mcr_ &= 0x1f;
+  fifo_enabled_ = FORKVM_TRY(in.boolean());
+  thr_empty_pending_ = FORKVM_TRY(in.boolean());
+  const auto input = FORKVM_TRY(in.bytes(kMaxInput));
+  input_.assign(input.begin(), input.end());
+  update_interrupt(false);
+  return {};
+}
+
 void Serial::transmit(uint8_t byte) {
   if (out_) out_({&byte, 1});
   if (!on_line_) return;

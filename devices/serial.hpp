@@ -13,6 +13,7 @@
 
 #include "vmm/bus.hpp"
 #include "vmm/interrupt.hpp"
+#include "vmm/state_codec.hpp"
 
 namespace forkvm {
 
@@ -42,6 +43,11 @@ class Serial final : public BusDevice {
 
   // Host → guest bytes (a console). Safe from any thread.
   void enqueue_input(std::span<const uint8_t> bytes);
+
+  // Snapshot: the UART registers and unread input. load_state() raises the
+  // interrupt again if one was pending (the edge may not have been delivered).
+  void save_state(StateWriter& out);
+  [[nodiscard]] Status load_state(StateReader& in);
 
   static constexpr size_t kMaxLine = 256;
   static constexpr size_t kMaxInput = 64 * 1024;  // beyond this, input is dropped

@@ -6,13 +6,35 @@
 
 namespace forkvm {
 
-Result<GuestMemory> GuestMemory::create_anonymous(uint64_t size) {
-  if (size == 0 || size % 4096 != 0) return make_error("guest memory size {} is not a positive multiple of 4 KiB", size);
+namespace {
+
+Result<std::vector<MemoryRegion>> split_regions(uint64_t size) {
+  if (size == 0 || size % 4096 != 0)
+    return make_error("guest memory size {} is not a positive multiple of 4 KiB", size);
   std::vector<MemoryRegion> regions;
   const uint64_t low = std::min(size, layout::kMmioHoleStart);
   regions.push_back({0, low, nullptr});
   if (size > low) regions.push_back({layout::kMmioHoleEnd, size - low, nullptr});
+  return regions;
+}
 
+}  // namespace
+
+Result<GuestMemory> GuestMemory::map_file_private(int fd, uint64_t size) {
+  std::vector<MemoryRegion> regions = FORKVM_TRY(split_regions(size));
+  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd, 0);
+  if (p == MAP_FAILED) return errno_error(fmt::format("mmap {} MiB memory file", size >> 20));
+  auto* base = static_cast<uint8_t*>(p);
+  uint64_t offset = 0;
+  for (auto& r : regions) {
+    r.host = base + offset;
+    offset += r.size;
+  }
+  return GuestMemory(base, size, std::move(regions), size);
+}
+
+Result<GuestMemory> GuestMemory::create_anonymous(uint64_t size) {
+  std::vector<MemoryRegion> regions = FORKVM_TRY(split_regions(size));
   void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) return errno_error(fmt::format("mmap {} MiB of guest memory", size >> 20));
   // Huge pages make fork() of guest RAM ~30x cheaper and cut EPT misses; the

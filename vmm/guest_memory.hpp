@@ -20,7 +20,7 @@ namespace forkvm {
 // the LAPIC.
 namespace layout {
 inline constexpr uint64_t kMmioHoleStart = 0xC000'0000;  // 3 GiB
-inline constexpr uint64_t kMmioHoleEnd = 0x1'0000'0000;   // 4 GiB
+inline constexpr uint64_t kMmioHoleEnd = 0x1'0000'0000;  // 4 GiB
 inline constexpr uint64_t kVirtioMmioBase = 0xD000'0000;
 inline constexpr uint64_t kVirtioMmioStride = 0x1000;
 inline constexpr uint64_t kIoapicBase = 0xFEC0'0000;
@@ -41,6 +41,11 @@ class GuestMemory {
   // MMIO hole. The mapping is one contiguous host range so that a fork()
   // copies one VMA.
   static Result<GuestMemory> create_anonymous(uint64_t size);
+  // The same layout over the first `size` bytes of file `fd` (a snapshot's
+  // memory file: the regions back to back), mapped MAP_PRIVATE: the file's
+  // pages are shared in the page cache until the guest writes one, which
+  // then gets a private copy. Nothing is read up front.
+  static Result<GuestMemory> map_file_private(int fd, uint64_t size);
 
   GuestMemory(GuestMemory&& other) noexcept;
   GuestMemory& operator=(GuestMemory&& other) noexcept;

@@ -29,6 +29,16 @@
 #include "vmm/vcpu_thread.hpp"
 #include "vmm/vm.hpp"
 #include "vmm/x86/boot.hpp"
+// Snapshots: the state file format, vCPU/VM state and the memory file.
+#include <future>
+#include <thread>
+
+#include "snapshot/cpu_state.hpp"
+#include "snapshot/format.hpp"
+#include "snapshot/machine_config.hpp"
+#include "snapshot/memory_file.hpp"
+#include "vmm/control.hpp"
+#include "vmm/state_codec.hpp"
 
 namespace forkvm {
 namespace {
@@ -51,6 +61,13 @@ constexpr uint32_t kMaxVcpus = 64;
 // Room the kernel needs beyond its image and initrd to boot at all.
 constexpr uint64_t kMinHeadroom = 32ULL << 20;
 constexpr auto kVcpuStopBound = std::chrono::milliseconds(2000);
+constexpr auto kVcpuPauseBound = std::chrono::milliseconds(2000);
+constexpr const char* kStateFile = "state";
+constexpr const char* kMemoryFile = "memory";
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
 
 Result<uint64_t> file_size(const std::string& path, const char* what) {
   struct stat st {};
@@ -119,7 +136,7 @@ Status validate(const MachineConfig& c) {
   return {};
 }
 
-struct Machine::Impl {
+struct Machine::Impl final : ControlTarget {
   MachineConfig config;
   Kvm kvm;
   Vm vm;
@@ -137,6 +154,16 @@ struct Machine::Impl {
   std::vector<std::unique_ptr<VcpuThread>> threads;
   UniqueFd console;
   UniqueFd stop_fd;  // eventfd: request_stop() must be async-signal-safe
+
+  // Kept for snapshots; also on the PIO bus.
+  std::shared_ptr<Serial> serial;
+  std::shared_ptr<I8042> i8042;
+  std::shared_ptr<AcpiPm> acpi_pm;
+  bool restored = false;                 // built from a snapshot: no boot setup
+  std::atomic<bool> user_paused{false};  // by pause() / {"op":"pause"}
+  std::atomic<bool> loop_running{false};
+  std::thread::id loop_thread;             // set before loop_running
+  std::unique_ptr<ControlServer> control;  // after loop: destroyed before it
 
   std::mutex exit_mu;  // guards exit and panic_seen; a leaf lock
   std::optional<MachineExit> exit;
@@ -170,19 +197,17 @@ struct Machine::Impl {
     console = open_console(config.console);
     if (!console.valid()) return errno_error(fmt::format("open console {}", config.console));
     EventFdInterrupt* com1 = FORKVM_TRY(new_irq(kCom1Irq));
-    auto serial = std::make_shared<Serial>(*com1, Serial::fd_sink(console.get()), [this](std::string_view line) {
+    serial = std::make_shared<Serial>(*com1, Serial::fd_sink(console.get()), [this](std::string_view line) {
       if (Serial::is_kernel_panic(line)) {
         std::lock_guard lock(exit_mu);
         panic_seen = true;
       }
     });
     FORKVM_CHECK(pio.add(kCom1Port, kSerialPortCount, serial));
-    FORKVM_CHECK(pio.add(kI8042Base, kI8042Size, std::make_shared<I8042>([this] {
-      finish({ExitKind::reboot, "the guest asked for a reset"});
-    })));
-    FORKVM_CHECK(pio.add(kPm1EventPort, kAcpiPmPortCount, std::make_shared<AcpiPm>([this] {
-      finish({ExitKind::poweroff, ""});
-    })));
+    i8042 = std::make_shared<I8042>([this] { finish({ExitKind::reboot, "the guest asked for a reset"}); });
+    FORKVM_CHECK(pio.add(kI8042Base, kI8042Size, i8042));
+    acpi_pm = std::make_shared<AcpiPm>([this] { finish({ExitKind::poweroff, ""}); });
+    FORKVM_CHECK(pio.add(kPm1EventPort, kAcpiPmPortCount, acpi_pm));
     return {};
   }
 
@@ -259,10 +284,179 @@ struct Machine::Impl {
 
     for (uint32_t i = 0; i < config.cpus; ++i) vcpus.push_back(FORKVM_TRY(Vcpu::create(vm, kvm, i)));
     x86::BootConfig boot{config.kernel, config.initrd, cmdline, config.cpus};
-    FORKVM_CHECK(x86::configure_for_boot(kvm, vcpus, memory, boot));
+    // A restored machine gets its registers from the snapshot instead.
+    if (!restored) FORKVM_CHECK(x86::configure_for_boot(kvm, vcpus, memory, boot));
     for (auto& v : vcpus) {
       threads.push_back(std::make_unique<VcpuThread>(v, pio, mmio, [this](const VcpuExit& e) { on_vcpu_exit(e); }));
     }
+    return {};
+  }
+
+  // ---- snapshots ----
+
+  [[nodiscard]] bool threads_started() const {
+    return !threads.empty() && threads.front()->state() != VcpuThread::State::created;
+  }
+
+  Status pause_vcpus() {
+    if (!threads_started()) return {};
+    for (size_t i = 0; i < threads.size(); ++i) {
+      if (auto s = threads[i]->pause(kVcpuPauseBound); !s.ok()) {
+        for (size_t j = 0; j < i; ++j) (void)threads[j]->resume();
+        return s.error().context("pause");
+      }
+    }
+    return {};
+  }
+
+  void resume_vcpus() {
+    if (!threads_started()) return;
+    // While they are parked (the ioctl waits for a running vCPU): tell the
+    // guest it was stopped, so its watchdogs do not call the gap a lockup.
+    for (auto& v : vcpus) (void)v.kvmclock_ctrl();
+    for (auto& t : threads) (void)t->resume();
+  }
+
+  ControlStatus control_status() override {
+    ControlStatus s;
+    s.paused = user_paused.load();
+    s.cpus = config.cpus;
+    s.mem_mib = config.mem_mib;
+    s.restored = restored;
+    if (config.vsock) s.vsock_cid = config.vsock->guest_cid;
+    return s;
+  }
+
+  Status control_pause() override {
+    if (user_paused.exchange(true)) return {};
+    if (auto s = pause_vcpus(); !s.ok()) {
+      user_paused = false;
+      return s;
+    }
+    return {};
+  }
+
+  Status control_resume() override {
+    if (!user_paused.exchange(false)) return {};
+    resume_vcpus();
+    return {};
+  }
+
+  void control_stop() override {
+    uint64_t one = 1;
+    (void)!::write(stop_fd.get(), &one, sizeof(one));
+  }
+
+  Result<SnapshotStats> control_snapshot(const std::string& dir, bool stop) override {
+    if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
+      return errno_error(fmt::format("snapshot: create {}", dir));
+    const auto msrs = FORKVM_TRY(kvm.msr_index_list());
+    const auto t0 = std::chrono::steady_clock::now();
+    const bool was_paused = user_paused.load();
+    if (!was_paused) FORKVM_CHECK(pause_vcpus().context("snapshot"));
+    auto stats = write_snapshot(dir, msrs);
+    const bool stays_paused = was_paused || (stop && stats.ok());
+    if (!stays_paused) resume_vcpus();
+    if (!stats.ok()) return stats.error().context(fmt::format("snapshot {}", dir));
+    stats->pause_ms = ms_since(t0);
+    stats->stopped = stop;
+    // Flushed with the guest running again: the pages are already copied.
+    FORKVM_CHECK(snapshot::sync_file(dir + "/" + kMemoryFile));
+    log(LogLevel::info, "snapshot {}: paused {:.1f} ms, {} of {} MiB of memory written", dir, stats->pause_ms,
+        stats->memory_data_bytes >> 20, stats->memory_file_bytes >> 20);
+    return stats;
+  }
+
+  // The vCPUs are parked. Order: devices first, because blk's drain may
+  // raise an interrupt that the irqchip and LAPIC state must then include;
+  // then the VM's irqchips, PIT and clock; then each vCPU; memory last.
+  Result<SnapshotStats> write_snapshot(const std::string& dir, std::span<const uint32_t> msrs) {
+    snapshot::StateFileWriter file;
+    for (size_t i = 0; i < transports.size(); ++i) {
+      StateWriter w;
+      FORKVM_CHECK(transports[i]->save_state(w).context(fmt::format("virtio device {}", i)));
+      file.add(snapshot::kVirtio, static_cast<uint32_t>(i), w.take());
+    }
+    {
+      StateWriter w;
+      serial->save_state(w);
+      i8042->save_state(w);
+      acpi_pm->save_state(w);
+      file.add(snapshot::kLegacy, 0, w.take());
+    }
+    {
+      StateWriter w;
+      FORKVM_CHECK(snapshot::save_vm(vm, w));
+      file.add(snapshot::kVm, 0, w.take());
+    }
+    for (const Vcpu& v : vcpus) {
+      StateWriter w;
+      FORKVM_CHECK(snapshot::save_vcpu(v, msrs, w));
+      file.add(snapshot::kVcpu, v.index(), w.take());
+    }
+    // Written beside and renamed over: a VM restored from an earlier
+    // snapshot here maps the old file, which must not be truncated under it.
+    const std::string memory_path = dir + "/" + kMemoryFile;
+    const auto mem = FORKVM_TRY(snapshot::write_memory_file(memory, memory_path + ".tmp"));
+    if (::rename((memory_path + ".tmp").c_str(), memory_path.c_str()) != 0) {
+      return errno_error(fmt::format("rename {}.tmp", memory_path));
+    }
+    {
+      StateWriter w;
+      w.str(kMemoryFile);
+      w.u64(memory.size());
+      file.add(snapshot::kMemory, 0, w.take());
+    }
+    {
+      StateWriter w;
+      snapshot::encode_machine_config(config, w);
+      file.add(snapshot::kMachine, 0, w.take());
+    }
+    const std::string state_path = dir + "/" + kStateFile;
+    FORKVM_CHECK(file.write(state_path));
+    SnapshotStats stats;
+    stats.dir = dir;
+    struct stat st {};
+    if (::stat(state_path.c_str(), &st) == 0) stats.state_bytes = static_cast<uint64_t>(st.st_size);
+    stats.memory_file_bytes = mem.size;
+    stats.memory_data_bytes = mem.data_bytes;
+    return stats;
+  }
+
+  // Into a freshly built machine whose vCPUs have not run. Order: the VM's
+  // irqchips and clock, then the vCPUs (LAPICs), then the devices; only
+  // then may anything raise an interrupt (after_restore), or SET_LAPIC
+  // would overwrite it.
+  Status load_snapshot(const snapshot::StateFile& file) {
+    {
+      const auto* s = FORKVM_TRY(file.require(snapshot::kVm, 0, "VM"));
+      StateReader r(s->payload, "the VM");
+      FORKVM_CHECK(snapshot::restore_vm(vm, r));
+    }
+    for (Vcpu& v : vcpus) {
+      const auto* s = FORKVM_TRY(file.require(snapshot::kVcpu, v.index(), "vCPU"));
+      StateReader r(s->payload, fmt::format("vCPU {}", v.index()));
+      FORKVM_CHECK(snapshot::restore_vcpu(v, r));
+    }
+    {
+      const auto* s = FORKVM_TRY(file.require(snapshot::kLegacy, 0, "legacy devices"));
+      StateReader r(s->payload, "the legacy devices");
+      FORKVM_CHECK(serial->load_state(r));
+      FORKVM_CHECK(i8042->load_state(r));
+      FORKVM_CHECK(acpi_pm->load_state(r));
+    }
+    for (const auto& s : file.sections()) {
+      if (s.id == snapshot::kVirtio && s.instance >= transports.size()) {
+        return make_error("snapshot has virtio device {}, the restored machine only {}", s.instance,
+                          transports.size());
+      }
+    }
+    for (size_t i = 0; i < transports.size(); ++i) {
+      const auto* s = FORKVM_TRY(file.require(snapshot::kVirtio, static_cast<uint32_t>(i), "virtio device"));
+      StateReader r(s->payload, fmt::format("virtio device {}", i));
+      FORKVM_CHECK(transports[i]->load_state(r));
+    }
+    for (auto& t : transports) t->after_restore();
     return {};
   }
 
@@ -287,6 +481,75 @@ Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& config) {
   return std::unique_ptr<Machine>(new Machine(std::move(impl)));
 }
 
+Result<std::unique_ptr<Machine>> Machine::restore(const MachineConfig& given, const std::string& dir) {
+  const auto file = FORKVM_TRY(snapshot::StateFile::read(dir + "/" + kStateFile));
+  const auto* msec = FORKVM_TRY(file.require(snapshot::kMachine, 0, "machine"));
+  StateReader mr(msec->payload, "the machine");
+  const MachineConfig recorded = FORKVM_TRY(snapshot::decode_machine_config(mr));
+  const MachineConfig config = FORKVM_TRY(snapshot::merge_restore_config(recorded, given));
+
+  const auto* memsec = FORKVM_TRY(file.require(snapshot::kMemory, 0, "memory"));
+  StateReader memr(memsec->payload, "the memory section");
+  const std::string name = FORKVM_TRY(memr.str(255));
+  const uint64_t size = FORKVM_TRY(memr.u64());
+  if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..") {
+    return make_error("snapshot {}: memory file name '{}' is not a plain file name", dir, name);
+  }
+  if (size != config.mem_mib << 20) {
+    return make_error("snapshot {}: memory of {} bytes does not match the recorded {} MiB", dir, size,
+                      config.mem_mib);
+  }
+  const std::string memory_path = dir + "/" + name;
+  UniqueFd mfd(::open(memory_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!mfd.valid()) return errno_error(fmt::format("open memory file {}", memory_path));
+  struct stat st {};
+  if (::fstat(mfd.get(), &st) != 0) return errno_error(fmt::format("stat {}", memory_path));
+  if (static_cast<uint64_t>(st.st_size) != size) {
+    // Shorter would SIGBUS the VMM when the guest touches the missing tail.
+    return make_error("memory file {} is {} bytes, the snapshot needs {}", memory_path, st.st_size, size);
+  }
+
+  auto kvm = FORKVM_TRY(Kvm::open());
+  auto vm = FORKVM_TRY(Vm::create(kvm));
+  auto memory = FORKVM_TRY(GuestMemory::map_file_private(mfd.get(), size));
+  auto impl = std::make_unique<Impl>(config, std::move(kvm), std::move(vm), std::move(memory));
+  impl->restored = true;
+  FORKVM_CHECK(impl->build());
+  FORKVM_CHECK(impl->load_snapshot(file).context(fmt::format("restore {}", dir)));
+  return std::unique_ptr<Machine>(new Machine(std::move(impl)));
+}
+
+Result<SnapshotStats> Machine::save_snapshot(const std::string& dir, bool stop) {
+  Impl& m = *impl_;
+  Result<SnapshotStats> r = make_error("snapshot: not run");
+  if (!m.loop_running.load() || std::this_thread::get_id() == m.loop_thread) {
+    r = m.control_snapshot(dir, stop);
+  } else {
+    // Devices belong to the event loop thread: save them there.
+    auto done = std::make_shared<std::promise<Result<SnapshotStats>>>();
+    auto result = done->get_future();
+    m.loop->post([&m, dir, stop, done] { done->set_value(m.control_snapshot(dir, stop)); });
+    if (result.wait_for(std::chrono::seconds(300)) != std::future_status::ready) {
+      return make_error("snapshot {}: the event loop did not get to it within 300 s", dir);
+    }
+    try {
+      r = result.get();
+    } catch (const std::future_error&) {  // the loop ended before running it
+      return make_error("snapshot {}: the machine stopped first", dir);
+    }
+  }
+  if (r.ok() && stop) request_stop();
+  return r;
+}
+
+Status Machine::pause() { return impl_->control_pause(); }
+Status Machine::resume() { return impl_->control_resume(); }
+
+Status Machine::listen_control(const std::string& path) {
+  impl_->control = FORKVM_TRY(ControlServer::create(*impl_->loop, path, *impl_));
+  return {};
+}
+
 Machine::Machine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Machine::~Machine() {
@@ -301,7 +564,10 @@ void Machine::request_stop() {
 Result<MachineExit> Machine::run() {
   for (auto& t : impl_->threads) FORKVM_CHECK(t->start());
   log(LogLevel::debug, "machine: {} vCPU(s) running", impl_->threads.size());
+  impl_->loop_thread = std::this_thread::get_id();
+  impl_->loop_running = true;
   Status loop_status = impl_->loop->run();
+  impl_->loop_running = false;
   for (auto& t : impl_->threads) t->stop();
   if (!loop_status) return loop_status.error().context("event loop");
   std::lock_guard lock(impl_->exit_mu);

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "vmm/control.hpp"
 #include "vmm/result.hpp"
 
 namespace forkvm {
@@ -84,6 +85,28 @@ class Machine {
 
   // Ends run() with ExitKind::stopped. Async-signal-safe.
   void request_stop();
+
+  // Snapshots (snapshot/format.hpp for the state file). A snapshot
+  // directory holds `state` and `memory` (sparse guest RAM); disks are
+  // recorded by path, not copied.
+  //
+  // Builds a paused-until-run() machine from the snapshot in `dir`.
+  // Memory, vCPU, VM and device state come from the snapshot; the console,
+  // vsock socket and CID, net slot and (when given) disk paths come from
+  // `config` (snapshot/machine_config.hpp). The guest continues where it
+  // was saved once run() is called; its vsock connections are reset.
+  static Result<std::unique_ptr<Machine>> restore(const MachineConfig& config, const std::string& dir);
+  // Pauses the vCPUs, writes `dir` (created if missing; an earlier snapshot
+  // there is replaced without disturbing VMs restored from it), and resumes
+  // them unless `stop`, in which case run() then returns ExitKind::stopped.
+  // Any thread; while run() runs the work is done on the event loop.
+  Result<SnapshotStats> save_snapshot(const std::string& dir, bool stop = false);
+  // Pauses / resumes every vCPU (devices keep running). Any thread.
+  Status pause();
+  Status resume();
+  // Serves the control socket (vmm/control.hpp) at `path` while run()
+  // runs. Call before run().
+  Status listen_control(const std::string& path);
 
   struct Impl;
 

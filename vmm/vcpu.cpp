@@ -127,6 +127,44 @@ Status Vcpu::set_msrs(std::span<const kvm_msr_entry> entries) {
   return {};
 }
 
+Result<std::vector<kvm_msr_entry>> Vcpu::read_msrs_prefix(std::span<const uint32_t> indices) const {
+  abi::FlexBuffer<abi::MsrsHeader, kvm_msr_entry> buf(indices.size());
+  buf.header()->nmsrs = static_cast<uint32_t>(indices.size());
+  for (size_t i = 0; i < indices.size(); ++i) buf.entries()[i].index = indices[i];
+  const int n = ::ioctl(fd_.get(), abi::kGetMsrs, buf.data());
+  if (n < 0) return errno_error(fmt::format("KVM_GET_MSRS vCPU {}", index_));
+  const kvm_msr_entry* first = buf.entries();
+  return std::vector<kvm_msr_entry>(first, first + std::min(static_cast<size_t>(n), indices.size()));
+}
+
+Result<size_t> Vcpu::write_msrs_prefix(std::span<const kvm_msr_entry> entries) {
+  abi::FlexBuffer<abi::MsrsHeader, kvm_msr_entry> buf(entries.size());
+  buf.header()->nmsrs = static_cast<uint32_t>(entries.size());
+  std::memcpy(buf.entries(), entries.data(), entries.size_bytes());
+  const int n = ::ioctl(fd_.get(), abi::kSetMsrs, buf.data());
+  if (n < 0) return errno_error(fmt::format("KVM_SET_MSRS vCPU {}", index_));
+  return std::min(static_cast<size_t>(n), entries.size());
+}
+
+Result<uint32_t> Vcpu::tsc_khz() const {
+  const int r = ::ioctl(fd_.get(), KVM_GET_TSC_KHZ, 0);
+  if (r < 0) return errno_error(fmt::format("KVM_GET_TSC_KHZ vCPU {}", index_));
+  return static_cast<uint32_t>(r);
+}
+
+Status Vcpu::set_tsc_khz(uint32_t khz) {
+  if (::ioctl(fd_.get(), KVM_SET_TSC_KHZ, static_cast<unsigned long>(khz)) != 0) {
+    return errno_error(fmt::format("KVM_SET_TSC_KHZ {} vCPU {}", khz, index_));
+  }
+  return {};
+}
+
+Status Vcpu::kvmclock_ctrl() {
+  if (::ioctl(fd_.get(), KVM_KVMCLOCK_CTRL, 0) != 0)
+    return errno_error(fmt::format("KVM_KVMCLOCK_CTRL vCPU {}", index_));
+  return {};
+}
+
 Result<std::vector<kvm_cpuid_entry2>> Vcpu::cpuid2() const {
   for (uint32_t n = 128; n <= 8192; n *= 2) {
     abi::FlexBuffer<abi::Cpuid2Header, kvm_cpuid_entry2> buf(n);

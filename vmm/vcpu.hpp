@@ -69,6 +69,19 @@ class Vcpu {
   Result<kvm_vcpu_events> vcpu_events() const;
   Status set_vcpu_events(const kvm_vcpu_events& e);
 
+  // For snapshots of every MSR KVM lists: KVM reads/writes a prefix of the
+  // list and stops at the first MSR it refuses. These return how far it got
+  // instead of failing, so the caller can skip that MSR and go on.
+  Result<std::vector<kvm_msr_entry>> read_msrs_prefix(std::span<const uint32_t> indices) const;
+  Result<size_t> write_msrs_prefix(std::span<const kvm_msr_entry> entries);
+  // Guest TSC frequency in kHz (KVM_GET_TSC_KHZ / KVM_SET_TSC_KHZ).
+  Result<uint32_t> tsc_khz() const;
+  Status set_tsc_khz(uint32_t khz);
+  // KVM_KVMCLOCK_CTRL: tells the guest (PVCLOCK_GUEST_STOPPED) that it was
+  // paused by the host, so its watchdogs do not report soft lockups. Fails
+  // with EINVAL while the guest has not enabled kvmclock.
+  Status kvmclock_ctrl();
+
  private:
   Vcpu(UniqueFd fd, kvm_run* run, size_t run_size, uint32_t index, size_t xsave_size);
   template <typename T>

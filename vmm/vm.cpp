@@ -94,6 +94,44 @@ Status Vm::unregister_ioeventfd(int fd, uint64_t addr, uint32_t len, std::option
   return ioeventfd(fd, addr, len, datamatch, true);
 }
 
+Result<kvm_irqchip> Vm::irqchip(uint32_t chip_id) const {
+  kvm_irqchip chip{};
+  chip.chip_id = chip_id;
+  if (::ioctl(fd_.get(), KVM_GET_IRQCHIP, &chip) != 0)
+    return errno_error(fmt::format("KVM_GET_IRQCHIP {}", chip_id));
+  return chip;
+}
+
+Status Vm::set_irqchip(const kvm_irqchip& chip) {
+  kvm_irqchip copy = chip;  // _IOR in the header although KVM only reads it
+  if (::ioctl(fd_.get(), KVM_SET_IRQCHIP, &copy) != 0) {
+    return errno_error(fmt::format("KVM_SET_IRQCHIP {}", chip.chip_id));
+  }
+  return {};
+}
+
+Result<kvm_pit_state2> Vm::pit2() const {
+  kvm_pit_state2 pit{};
+  if (::ioctl(fd_.get(), KVM_GET_PIT2, &pit) != 0) return errno_error("KVM_GET_PIT2");
+  return pit;
+}
+
+Status Vm::set_pit2(const kvm_pit_state2& pit) {
+  if (::ioctl(fd_.get(), KVM_SET_PIT2, &pit) != 0) return errno_error("KVM_SET_PIT2");
+  return {};
+}
+
+Result<kvm_clock_data> Vm::clock() const {
+  kvm_clock_data c{};
+  if (::ioctl(fd_.get(), KVM_GET_CLOCK, &c) != 0) return errno_error("KVM_GET_CLOCK");
+  return c;
+}
+
+Status Vm::set_clock(const kvm_clock_data& clock) {
+  if (::ioctl(fd_.get(), KVM_SET_CLOCK, &clock) != 0) return errno_error("KVM_SET_CLOCK");
+  return {};
+}
+
 int Vm::check_extension(int cap) const {
   const int r = ::ioctl(fd_.get(), KVM_CHECK_EXTENSION, cap);
   return r < 0 ? 0 : r;

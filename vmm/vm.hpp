@@ -41,6 +41,17 @@ class Vm {
   Status register_ioeventfd(int fd, uint64_t addr, uint32_t len, std::optional<uint64_t> datamatch);
   Status unregister_ioeventfd(int fd, uint64_t addr, uint32_t len, std::optional<uint64_t> datamatch);
 
+  // In-kernel platform state for snapshots. chip_id is KVM_IRQCHIP_PIC_MASTER,
+  // KVM_IRQCHIP_PIC_SLAVE or KVM_IRQCHIP_IOAPIC.
+  Result<kvm_irqchip> irqchip(uint32_t chip_id) const;
+  Status set_irqchip(const kvm_irqchip& chip);
+  Result<kvm_pit_state2> pit2() const;
+  Status set_pit2(const kvm_pit_state2& pit);
+  // The kvmclock base (ns). set_clock() makes the guest's kvmclock continue
+  // from clock.clock; only KVM_CLOCK_REALTIME in flags is acted on.
+  Result<kvm_clock_data> clock() const;
+  Status set_clock(const kvm_clock_data& clock);
+
   // KVM_CHECK_EXTENSION on the VM fd (some answers are per VM, e.g. XSAVE2).
   [[nodiscard]] int check_extension(int cap) const;
   [[nodiscard]] int fd() const { return fd_.get(); }

@@ -286,4 +286,11 @@ void Blk::do_reset() {
   used_added_ = false;
 }
 
+Status Blk::prepare_save() {
+  drain(activated());
+  if (in_flight_ > 0) return make_error("virtio-blk: {} requests still in flight after draining", in_flight_);
+  finish_batch();  // the interrupt for what drain() published
+  return {};
+}
+
 }  // namespace forkvm::virtio

@@ -76,6 +76,9 @@ class Blk final : public Device {
   [[nodiscard]] std::span<const uint8_t> config_space() const override { return config_; }
   [[nodiscard]] Status do_activate() override { return {}; }
   void do_reset() override;
+  // Snapshot: finish every in-flight request into the used ring first, so
+  // the saved ring positions are final and no I/O targets the old memory.
+  [[nodiscard]] Status prepare_save() override;
 
   // Handles one chain; false if the ring had no room (put the chain back).
   bool handle_chain(DescriptorChain& chain);

@@ -74,6 +74,70 @@ void Device::reset() {
   // irq_ is kept: set_needs_reset() may need it before the next activation.
 }
 
+Status Device::save_state(StateWriter& out) {
+  FORKVM_CHECK(prepare_save());
+  out.u32(device_id());
+  out.u64(acked_features_);
+  out.u32(config_generation_);
+  out.boolean(activated_);
+  out.boolean(needs_reset_);
+  out.u32(interrupt_status_.load());
+  out.u32(static_cast<uint32_t>(queues_.size()));
+  for (const Queue& q : queues_) q.save_state(out);
+  StateWriter own;
+  do_save_state(own);
+  out.bytes(own.data());
+  return {};
+}
+
+Status Device::load_state(StateReader& in, const GuestMemory& mem, InterruptLine& irq) {
+  const uint32_t id = FORKVM_TRY(in.u32());
+  if (id != device_id()) {
+    return make_error("state of {}: saved from virtio device type {}, restoring into type {}", in.what(), id,
+                      device_id());
+  }
+  const uint64_t features = FORKVM_TRY(in.u64());
+  if ((features & ~device_features()) != 0) {
+    return make_error("state of {}: driver features {:#x} include bits this device does not offer ({:#x})",
+                      in.what(), features, device_features());
+  }
+  acked_features_ = features;
+  config_generation_ = FORKVM_TRY(in.u32());
+  const bool activated = FORKVM_TRY(in.boolean());
+  needs_reset_ = FORKVM_TRY(in.boolean());
+  interrupt_status_ = FORKVM_TRY(in.u32()) & (kInterruptUsedBuffer | kInterruptConfigChange);
+  const uint32_t count = FORKVM_TRY(in.u32());
+  if (count != queues_.size()) {
+    return make_error("state of {}: {} queues saved, the device has {}", in.what(), count, queues_.size());
+  }
+  for (Queue& q : queues_) FORKVM_CHECK(q.load_state(in));
+  const auto own = FORKVM_TRY(in.bytes(in.remaining()));
+  StateReader own_reader(own, in.what());
+  FORKVM_CHECK(do_load_state(own_reader));
+  irq_ = &irq;
+  if (!activated) return {};
+  for (size_t i = 0; i < queues_.size(); ++i) {
+    Queue& q = queues_[i];
+    if (!q.ready()) continue;
+    if (auto s = q.activate(mem); !s.ok()) {
+      return s.error().context(fmt::format("state of {}: queue {}", in.what(), i));
+    }
+  }
+  mem_ = &mem;
+  FORKVM_CHECK(do_activate());
+  activated_ = true;
+  return {};
+}
+
+void Device::after_restore() {
+  if (interrupt_status_.load() != 0 && irq_ != nullptr) irq_->trigger();
+  on_restored();
+  if (!activated_ || needs_reset_) return;
+  for (size_t i = 0; i < queues_.size(); ++i) {
+    if (queues_[i].active()) process_queue(static_cast<uint16_t>(i));
+  }
+}
+
 void Device::signal_used_queue() {
   interrupt_status_.fetch_or(kInterruptUsedBuffer);
   if (irq_ != nullptr) irq_->trigger();

@@ -79,6 +79,20 @@ class Device {
   // in do_reset(), which runs first, and the base then clears the rest.
   void reset();
 
+  // Snapshot. save_state() first lets the device finish host-side work
+  // (prepare_save(): blk drains in-flight I/O into the used ring) so the
+  // saved ring positions are final. load_state() restores features, queues
+  // and the device's own state into a freshly created device and, if the
+  // driver had it running, re-activates it on `mem`/`irq`.
+  [[nodiscard]] Status save_state(StateWriter& out);
+  [[nodiscard]] Status load_state(StateReader& in, const GuestMemory& mem, InterruptLine& irq);
+  // After every device is loaded, before the vCPUs run: re-raise an
+  // interrupt the driver had not yet acknowledged (its injection may have
+  // been in flight when we saved), let the device do what a restore means
+  // to it (vsock: transport reset), and look at every queue once, for
+  // notifications that arrived while the VM was being saved.
+  void after_restore();
+
  protected:
   Device(size_t queue_count, uint16_t queue_max_size);
 
@@ -97,6 +111,11 @@ class Device {
   virtual void do_write_config(uint64_t offset, std::span<const uint8_t> in);
   [[nodiscard]] virtual Status do_activate() = 0;
   virtual void do_reset() = 0;
+  // Snapshot hooks; the defaults have no device-specific state.
+  [[nodiscard]] virtual Status prepare_save() { return {}; }
+  virtual void do_save_state(StateWriter& /*out*/) const {}
+  [[nodiscard]] virtual Status do_load_state(StateReader& /*in*/) { return {}; }
+  virtual void on_restored() {}
 
   uint16_t queue_max_size_;
   std::vector<Queue> queues_;

@@ -266,6 +266,31 @@ void MmioTransport::reset_locked() {
   queue_sel_ = 0;
 }
 
+Status MmioTransport::save_state(StateWriter& out) {
+  std::lock_guard lock(mu_);
+  out.u32(status_);
+  out.u32(device_features_sel_);
+  out.u32(driver_features_sel_);
+  out.u64(driver_features_);
+  out.u32(queue_sel_);
+  return device_->save_state(out);
+}
+
+Status MmioTransport::load_state(StateReader& in) {
+  std::lock_guard lock(mu_);
+  status_ = FORKVM_TRY(in.u32()) & ~kStatusNeedsReset;
+  device_features_sel_ = FORKVM_TRY(in.u32());
+  driver_features_sel_ = FORKVM_TRY(in.u32());
+  driver_features_ = FORKVM_TRY(in.u64());
+  queue_sel_ = FORKVM_TRY(in.u32());
+  return device_->load_state(in, mem_, irq_);
+}
+
+void MmioTransport::after_restore() {
+  std::lock_guard lock(mu_);
+  device_->after_restore();
+}
+
 void MmioTransport::process_queue(uint16_t index) {
   std::lock_guard lock(mu_);
   process_queue_locked(index);

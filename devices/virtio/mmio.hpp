@@ -82,6 +82,13 @@ class MmioTransport final : public BusDevice {
   [[nodiscard]] uint32_t status();
   [[nodiscard]] Device& device() { return *device_; }
 
+  // Snapshot: the transport registers, then the device (Device::save_state).
+  // Both under the transport lock, so no notification runs in between.
+  [[nodiscard]] Status save_state(StateWriter& out);
+  [[nodiscard]] Status load_state(StateReader& in);
+  // Device::after_restore() under the lock.
+  void after_restore();
+
  private:
   [[nodiscard]] uint32_t read_register(uint64_t offset);
   void write_register(uint64_t offset, uint32_t value);

@@ -191,4 +191,34 @@ bool Queue::needs_notification() {
 
 void Queue::reset() { *this = Queue(max_size_); }
 
+void Queue::save_state(StateWriter& out) const {
+  out.u16(size_);
+  out.boolean(ready_);
+  out.boolean(event_idx_);
+  out.u64(desc_addr_);
+  out.u64(avail_addr_);
+  out.u64(used_addr_);
+  out.u16(next_avail_);
+  out.u16(next_used_);
+  out.boolean(broken_);
+}
+
+Status Queue::load_state(StateReader& in) {
+  reset();
+  const uint16_t size = FORKVM_TRY(in.u16());
+  // Size 0 is what a refused QueueNum write leaves; anything else must fit.
+  if (size > max_size_)
+    return make_error("state of {}: queue size {} above the maximum {}", in.what(), size, max_size_);
+  size_ = size;
+  ready_ = FORKVM_TRY(in.boolean());
+  event_idx_ = FORKVM_TRY(in.boolean());
+  desc_addr_ = FORKVM_TRY(in.u64());
+  avail_addr_ = FORKVM_TRY(in.u64());
+  used_addr_ = FORKVM_TRY(in.u64());
+  next_avail_ = FORKVM_TRY(in.u16());
+  next_used_ = FORKVM_TRY(in.u16());
+  broken_ = FORKVM_TRY(in.boolean());
+  return {};
+}
+
 }  // namespace forkvm::virtio

@@ -13,6 +13,7 @@
 
 #include "vmm/guest_memory.hpp"
 #include "vmm/result.hpp"
+#include "vmm/state_codec.hpp"
 
 namespace forkvm::virtio {
 
@@ -111,6 +112,12 @@ class Queue {
 
   [[nodiscard]] uint16_t next_avail() const { return next_avail_; }
   [[nodiscard]] uint16_t next_used() const { return next_used_; }
+
+  // Snapshot: the driver's configuration and the device's ring positions.
+  // load_state() leaves the queue inactive; the device re-activates it
+  // against the restored guest memory (which re-checks every address).
+  void save_state(StateWriter& out) const;
+  [[nodiscard]] Status load_state(StateReader& in);
 
  private:
   [[nodiscard]] uint16_t avail_idx() const;

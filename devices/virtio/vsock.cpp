@@ -51,6 +51,15 @@ void Vsock::do_reset() {
   reset_event_owed_ = false;
 }
 
+void Vsock::do_save_state(StateWriter& out) const { out.u64(guest_cid_); }
+
+Status Vsock::do_load_state(StateReader& in) {
+  const uint64_t saved_cid = FORKVM_TRY(in.u64());
+  // The driver caches config space by generation: a new CID is a new generation.
+  if (saved_cid != guest_cid_) bump_config_generation();
+  return {};
+}
+
 bool Vsock::queue_usable(uint16_t index) { return activated() && !needs_reset() && queue(index).active(); }
 
 void Vsock::process_queue(uint16_t index) {

@@ -57,6 +57,12 @@ class Vsock final : public Device {
   [[nodiscard]] std::span<const uint8_t> config_space() const override { return config_; }
   [[nodiscard]] Status do_activate() override;
   void do_reset() override;
+  // Snapshot: connections are host sockets and are not saved. A restored
+  // device already carries its new CID; after_restore() sends the driver a
+  // transport reset, which drops its connections and makes it re-read the CID.
+  void do_save_state(StateWriter& out) const override;
+  [[nodiscard]] Status do_load_state(StateReader& in) override;
+  void on_restored() override { send_transport_reset(); }
 
   void set_cid(uint64_t cid);
   // tx then rx until neither can move; rx draining may unblock a stalled tx.
