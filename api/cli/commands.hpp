@@ -13,5 +13,8 @@ int run_command(const std::vector<std::string>& args);
 int bench_command(const std::vector<std::string>& args);
 int guest_command(const std::vector<std::string>& args);
 int disk_command(const std::vector<std::string>& args);
+int restore_command(const std::vector<std::string>& args);
+int snapshot_command(const std::vector<std::string>& args);
+int control_command(const std::vector<std::string>& args);
 
 }  // namespace forkvm::cli

@@ -13,6 +13,9 @@ constexpr const char* kUsage = R"(usage: forkvm <command> [options]
 
 commands:
   run     boot a kernel and run it until the guest stops   (forkvm run --help)
+  snapshot  save a running VM through its control socket    (forkvm snapshot --help)
+  restore   run a VM from a snapshot                         (forkvm restore --help)
+  control   send one request to a VMM's control socket      (forkvm control --help)
   bench   measure forkvm against a baseline                 (forkvm bench --help)
   disk    layered copy-on-write disks: create-chain, freeze, fork, flatten, info, gc
                                                             (forkvm disk --help)
@@ -36,6 +39,9 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cmd == "run") return forkvm::cli::run_command(rest);
+  if (cmd == "snapshot") return forkvm::cli::snapshot_command(rest);
+  if (cmd == "restore") return forkvm::cli::restore_command(rest);
+  if (cmd == "control") return forkvm::cli::control_command(rest);
   if (cmd == "bench") return forkvm::cli::bench_command(rest);
   if (cmd == "disk") return forkvm::cli::disk_command(rest);
   if (cmd == "guest") return forkvm::cli::guest_command(rest);

@@ -1,16 +1,16 @@
 // forkvm run: boot a kernel and run it until the guest stops.
-#include <csignal>
-#include <cstdio>
-
 #include <unistd.h>
 
+#include <csignal>
+#include <cstdio>
 #include <filesystem>
 
 #include "api/cli/args.hpp"
 #include "api/cli/commands.hpp"
+#include "api/cli/machine_runner.hpp"
 #include "api/engine/image.hpp"
-#include "devices/storage/chain_ops.hpp"
 #include "devices/storage/chain_descriptor.hpp"
+#include "devices/storage/chain_ops.hpp"
 #include "vmm/log.hpp"
 #include "vmm/machine.hpp"
 
@@ -42,18 +42,15 @@ constexpr const char* kRunUsage = R"(usage: forkvm run --kernel PATH [options]
                       the guest is 172.16.0.2/30 via 172.16.0.1, reached from the host
                       at 10.200.x.(4*SLOT+2)
   --net-slot SLOT     which network slot (default 0; one VM per slot)
+  --control PATH      serve a control socket at PATH: one JSON request per line,
+                      {"op":"status|pause|resume|stop"} or {"op":"snapshot","dir":DIR}
+                      (see forkvm snapshot, forkvm restore)
   --verbose           log VMM setup steps
 
 exit status: 0 guest powered off, 3 guest rebooted, 4 guest kernel panic,
 5 triple fault, 6 KVM could not run the guest, 130 stopped by a signal,
 2 bad command line, 1 other VMM failure.
 )";
-
-Machine* g_running = nullptr;
-
-extern "C" void on_stop_signal(int /*sig*/) {
-  if (g_running != nullptr) g_running->request_stop();
-}
 
 // The private disk layer of --image, removed when the VM stops.
 struct ScratchDisk {
@@ -111,7 +108,9 @@ Result<MachineConfig> config_from(const Args& args, ScratchDisk& scratch) {
 }  // namespace
 
 int run_command(const std::vector<std::string>& argv) {
-  auto args = Args::parse(argv, {"image", "kernel", "initrd", "cmdline", "mem", "cpus", "disk", "console", "vsock", "vsock-cid", "net-slot"},
+  auto args = Args::parse(argv,
+                          {"image", "kernel", "initrd", "cmdline", "mem", "cpus", "disk", "console", "vsock",
+                           "vsock-cid", "net-slot", "control"},
                           {"no-rng", "net", "verbose", "help"});
   if (args && args->has("help")) {
     std::fputs(kRunUsage, stdout);
@@ -134,22 +133,7 @@ int run_command(const std::vector<std::string>& argv) {
     std::fprintf(stderr, "forkvm run: %s\n", machine.error().message.c_str());
     return 1;
   }
-  g_running = machine->get();
-  struct sigaction sa {};
-  sa.sa_handler = on_stop_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-
-  auto exit = (*machine)->run();
-  g_running = nullptr;
-  if (!exit) {
-    std::fprintf(stderr, "forkvm run: %s\n", exit.error().message.c_str());
-    return 1;
-  }
-  std::fprintf(stderr, "forkvm run: guest %s%s%s\n", exit_kind_name(exit->kind), exit->detail.empty() ? "" : ": ",
-               exit->detail.c_str());
-  return exit_status(exit->kind);
+  return run_machine(**machine, "forkvm run", args->get("control"));
 }
 
 }  // namespace forkvm::cli

@@ -9,6 +9,8 @@
 #   disk                hash the first 4 KiB of /dev/vda, write a fixed pattern at 4096, power off
 #   ro                  try to write /dev/vda, report refused/accepted, power off
 #   shell               interactive sh on the console
+#   counter             print "FORKVM-TEST: count=N" every 100 ms forever (snapshot tests:
+#                       a restored guest must go on from the N it was saved at)
 # Every line a test looks for starts with "FORKVM-TEST: " or is the marker itself.
 export PATH=/bin
 
@@ -105,6 +107,16 @@ ro)
     say "ro-write=refused"
   fi
   power_off
+  ;;
+counter)
+  # The count lives in this shell's memory, and the 100 ms sleeps need the
+  # guest's timer: a restore that loses either stops or restarts the count.
+  n=0
+  while :; do
+    say "count=$n"
+    n=$((n + 1))
+    sleep 0.1
+  done
   ;;
 shell)
   # setsid + cttyhack give the shell a controlling terminal, so Ctrl-C works.

@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Snapshot and restore of a running guest, end to end:
+#
+#   tests/integration/snapshot_restore_test.sh BUILD_DIR
+#
+# Boots the test initramfs counting on its console (forkvm.test=counter: a
+# line every 100 ms), checks pause/resume through the control socket,
+# snapshots it there with "stop", then restores the snapshot twice at once.
+# Each restored guest must go on counting from where the snapshot was taken
+# (its shell's memory, its registers and its timer all came back), without
+# a reboot. A snapshot with one flipped byte, and a truncated one, must be
+# refused with a message that names the file and the problem.
+#
+# Sockets and the snapshot live under /tmp: Unix sockets cannot be bound on
+# the rig's 9p shares, and tmpfs is where a memory file is cheapest to map.
+set -uo pipefail
+top=$(cd "$(dirname "$0")/../.." && pwd)
+build=$(cd "${1:?build dir}" && pwd)
+forkvm=$build/forkvm
+vmlinux=$("$top/tools/guest/artifacts" vmlinux)
+initramfs=$("$top/tools/guest/artifacts" initramfs)
+guest_timeout=${FORKVM_GUEST_TIMEOUT:-120}
+d=$(mktemp -d -p /tmp forkvm-snap.XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  rm -rf "$d"
+}
+trap cleanup EXIT
+
+fail() {
+  echo "FAIL: $*"
+  for f in "$d"/*.log "$d"/*.console; do [[ -f $f ]] && { echo "--- $f (tail)"; tail -n 15 "$f"; }; done
+  exit 1
+}
+
+# Counts from complete console lines only: the guest may have been paused
+# in the middle of writing one.
+counts() {
+  local f=$1
+  [[ -f $f ]] || return 0
+  if [[ -n $(tail -c1 "$f") ]]; then sed '$d' "$f"; else cat "$f"; fi | tr -d '\r' |
+    grep -aoE '^FORKVM-TEST: count=[0-9]+$' | sed 's/.*=//'
+}
+last_count() { counts "$1" | tail -n 1; }
+first_count() { counts "$1" | head -n 1; }
+
+# wait_count FILE N SECONDS [PID]: until the console shows a count >= N;
+# fails at once if PID (the VMM writing FILE) has exited.
+# A deadline, not an iteration count: process start-up alone is slow in the
+# nested rig.
+wait_count() {
+  local c end=$((SECONDS + $3))
+  while ((SECONDS < end)); do
+    c=$(last_count "$1")
+    [[ -n $c && $c -ge $2 ]] && return 0
+    [[ -n ${4:-} ]] && ! kill -0 "$4" 2>/dev/null && fail "$1: the VMM exited before count $2 (last: ${c:-none})"
+    sleep 0.2
+  done
+  fail "$1: no count >= $2 within $3 s (last: ${c:-none})"
+}
+
+ctl() { "$forkvm" control --control "$1" "$2"; }
+
+# ---- the original VM ----
+timeout -k 5 "$guest_timeout" "$forkvm" run --kernel "$vmlinux" --initrd "$initramfs" --mem 256 \
+  --cmdline forkvm.test=counter --console "$d/orig.console" --control "$d/orig.ctl" >"$d/orig.log" 2>&1 &
+orig=$!
+pids+=("$orig")
+wait_count "$d/orig.console" 15 60 "$orig"
+
+ctl "$d/orig.ctl" '{"op":"status"}' | tee "$d/status" || fail "status op"
+grep -q '"state":"running"' "$d/status" || fail "status does not say running"
+ctl "$d/orig.ctl" '{"op":"nonsense"}' >"$d/bad-op" && fail "an unknown op was accepted"
+grep -q '"ok":false' "$d/bad-op" || fail "an unknown op did not get ok:false"
+
+# Paused, the count stands still; resumed, it goes on.
+ctl "$d/orig.ctl" '{"op":"pause"}' || fail "pause op"
+sleep 0.3
+a=$(last_count "$d/orig.console")
+sleep 1
+b=$(last_count "$d/orig.console")
+[[ $a == "$b" ]] || fail "the guest counted from $a to $b while paused"
+ctl "$d/orig.ctl" '{"op":"resume"}' || fail "resume op"
+wait_count "$d/orig.console" $((b + 3)) 30 "$orig"
+echo "pause/resume: held at $b while paused, counting again after resume"
+
+"$forkvm" snapshot --control "$d/orig.ctl" --dir "$d/snap" --stop | tee "$d/snap.json" || fail "snapshot"
+wait "$orig"
+rc=$?
+[[ $rc == 130 ]] || fail "the snapshotted VM exited with $rc, expected 130 (stopped)"
+k=$(last_count "$d/orig.console")
+echo "snapshot taken at count $k"
+ls -ls "$d/snap"
+mem_alloc=$(du -k "$d/snap/memory" | cut -f1)
+mem_size=$(($(stat -c %s "$d/snap/memory") / 1024))
+echo "memory file: ${mem_alloc} KiB allocated of ${mem_size} KiB guest RAM; state file $(stat -c %s "$d/snap/state") bytes"
+((mem_alloc < mem_size / 2)) || fail "the memory file is not sparse"
+
+# ---- two VMs restored from the same snapshot, at the same time ----
+for r in r1 r2; do
+  timeout -k 5 "$guest_timeout" "$forkvm" restore --snapshot "$d/snap" --console "$d/$r.console" \
+    --control "$d/$r.ctl" >"$d/$r.log" 2>&1 &
+  pids+=($!)
+  eval "${r}_pid=$!"
+done
+for r in r1 r2; do
+  pid_var=${r}_pid
+  wait_count "$d/$r.console" $((k + 10)) 60 "${!pid_var}"
+  first=$(first_count "$d/$r.console")
+  # k+1 normally; k+2 when the snapshot caught line k+1 half written.
+  [[ $first == $((k + 1)) || $first == $((k + 2)) ]] ||
+    fail "$r: first count after restore is $first, expected $((k + 1))"
+  grep -aq FORKVM-GUEST-READY "$d/$r.console" && fail "$r: the guest booted again instead of resuming"
+  ctl "$d/$r.ctl" '{"op":"status"}' | grep -q '"restored":true' || fail "$r: status does not say restored"
+  echo "$r: resumed at count $first, now at $(last_count "$d/$r.console"); $(grep -a 'restored in' "$d/$r.log")"
+done
+for r in r1 r2; do
+  ctl "$d/$r.ctl" '{"op":"stop"}' >/dev/null || fail "$r: stop op"
+  pid_var=${r}_pid
+  wait "${!pid_var}"
+  rc=$?
+  [[ $rc == 130 ]] || fail "$r exited with $rc, expected 130 (stopped)"
+done
+
+# ---- damaged snapshots are refused ----
+cp -r "$d/snap" "$d/bad"
+size=$(stat -c %s "$d/bad/state")
+off=$((size / 2))
+byte=$(od -An -tu1 -j "$off" -N1 "$d/bad/state" | tr -d ' ')
+printf "$(printf '\\%03o' $((byte ^ 0x40)))" | dd of="$d/bad/state" bs=1 seek="$off" conv=notrunc status=none
+"$forkvm" restore --snapshot "$d/bad" --console "$d/bad.console" >"$d/bad.log" 2>&1
+rc=$?
+cat "$d/bad.log"
+[[ $rc == 1 ]] || fail "a corrupted snapshot gave exit status $rc, expected 1"
+grep -q "$d/bad/state" "$d/bad.log" && grep -q "checksum mismatch" "$d/bad.log" ||
+  fail "the corrupted snapshot's message does not name the file and the checksum"
+
+cp "$d/snap/state" "$d/bad/state" && truncate -s $((size - 7)) "$d/bad/state"
+"$forkvm" restore --snapshot "$d/bad" --console "$d/bad.console" >"$d/bad.log" 2>&1
+rc=$?
+cat "$d/bad.log"
+[[ $rc == 1 ]] && grep -q "truncated" "$d/bad.log" || fail "a truncated snapshot was not refused as truncated"
+echo "snapshot_restore: ok"
