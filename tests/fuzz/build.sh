@@ -22,3 +22,5 @@ STORAGE="devices/storage/layer_map.cpp devices/storage/chain_descriptor.cpp devi
 # shellcheck disable=SC2086
 $CXX $FLAGS tests/fuzz/blk_layer_map_fuzz.cpp $STORAGE -o "$OUT/blk_layer_map_fuzz" -lfmt
 echo "built $OUT/blk_layer_map_fuzz"
+$CXX $FLAGS tests/fuzz/snapshot_format_fuzz.cpp snapshot/format.cpp -o "$OUT/snapshot_format_fuzz" -lfmt
+echo "built $OUT/snapshot_format_fuzz"
