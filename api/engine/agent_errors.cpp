@@ -7,8 +7,11 @@ namespace forkvm::engine {
 
 using api::ErrorCode;
 
-api::ApiError from_agent_error(const Error& e) {
-  std::string_view code = agent::agent_error_code(e);
+api::ApiError from_agent_error(const Error& raw) {
+  std::string_view code = agent::agent_error_code(raw);
+  // The client's text is "CODE: message"; the API carries the code on its own.
+  Error e = raw;
+  if (!code.empty() && e.message.starts_with(std::string(code) + ": ")) e.message.erase(0, code.size() + 2);
   static constexpr std::pair<std::string_view, ErrorCode> kSame[] = {
       {"FILE_NOT_FOUND", ErrorCode::FileNotFound},
       {"USER_NOT_FOUND", ErrorCode::UserNotFound},

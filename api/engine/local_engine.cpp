@@ -35,6 +35,7 @@ std::string log_tail(const std::string& path) {
     cut = nl;
   }
   std::string tail = text.substr(cut);
+  while (!tail.empty() && tail.back() == '\n') tail.pop_back();
   while (!tail.empty() && (tail.front() == '\n')) tail.erase(0, 1);
   return tail.empty() ? "(no output)" : tail;
 }

@@ -49,7 +49,7 @@ grep -qE '^[0-9]+ passed, 0 failed' "$work/agent.out" || failed=1
 
 # A one-shot HTTP answer on the host end of the VM's veth.
 exec_in_guest() { "$build/forkvm" guest exec --vsock "$work/vsock.sock" --timeout-ms 60000 -- "$@" 2>&1; }
-printf 'HTTP/1.0 200 OK\r\nContent-Length: 14\r\n\r\nhello-from-host' >"$work/reply"
+printf 'HTTP/1.0 200 OK\r\nContent-Length: 15\r\n\r\nhello-from-host' >"$work/reply"
 ( timeout 60 /usr/bin/python3 -c '
 import socket,sys
 s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -62,8 +62,14 @@ out=$(exec_in_guest curl -s -m 20 "http://$host_ip:18081/")
   || fail "guest reaches the host through the NAT" "curl said: $out"
 
 # The guest serves a page; the host reaches it at the guest's address inside the netns.
-exec_in_guest 'mkdir -p /srv/www && echo hello-from-guest > /srv/www/index.html && (cd /srv/www && setsid nohup python3 -m http.server 8080 >/dev/null 2>&1 &) ; sleep 2' >/dev/null
-out=$(ip netns exec "fkvm-$slot" curl -s -m 20 http://172.16.0.2:8080/index.html)
+exec_in_guest 'mkdir -p /srv/www && echo hello-from-guest > /srv/www/index.html &&
+  systemd-run -q --unit=forkvm-test-web --working-directory=/srv/www python3 -m http.server 8080' >/dev/null
+out=
+for _ in $(seq 1 30); do  # the server takes a moment to start under emulation
+  out=$(ip netns exec "fkvm-$slot" curl -s -m 5 http://172.16.0.2:8080/index.html)
+  [[ $out == hello-from-guest ]] && break
+  sleep 1
+done
 [[ $out == hello-from-guest ]] && pass "host reaches a port in the guest" \
   || fail "host reaches a port in the guest" "curl said: $out"
 
