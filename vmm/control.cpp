@@ -203,11 +203,37 @@ std::string ControlServer::handle(std::string_view request, bool& stop_after) {
       w.Bool(r->stopped);
     });
   }
+  if (op == "fork") {
+    if (!doc.HasMember("count") || !doc["count"].IsUint())
+      return error_response("fork needs \"count\", 1..64");
+    if (!doc.HasMember("prefix") || !doc["prefix"].IsString() || doc["prefix"].GetStringLength() == 0) {
+      return error_response("fork needs \"prefix\", a path prefix for the children's sockets and consoles");
+    }
+    auto r = target_.control_fork(doc["count"].GetUint(), doc["prefix"].GetString());
+    if (!r.ok()) return error_response(r.error().message);
+    return ok_response([&](JsonWriter& w) {
+      w.Key("pause_ms");
+      w.Double(r->pause_ms);
+      w.Key("children");
+      w.StartArray();
+      for (const auto& c : r->children) {
+        w.StartObject();
+        w.Key("pid");
+        w.Int(c.pid);
+        w.Key("control");
+        w.String(c.control.c_str());
+        w.Key("console");
+        w.String(c.console.c_str());
+        w.EndObject();
+      }
+      w.EndArray();
+    });
+  }
   if (op == "stop") {
     stop_after = true;
     return ok_response([](JsonWriter&) {});
   }
-  return error_response(fmt::format("unknown op '{}' (status, pause, resume, snapshot, stop)", op));
+  return error_response(fmt::format("unknown op '{}' (status, pause, resume, snapshot, fork, stop)", op));
 }
 
 Result<std::string> control_request(const std::string& path, std::string_view request_json, int timeout_ms) {

@@ -12,6 +12,11 @@
 //                        pauses the vCPUs, writes DIR/state and DIR/memory, then
 //                        resumes (unless the VM was paused by "pause", or "stop":true,
 //                        in which case the VMM exits after the response)
+//   {"op":"fork","count":N,"prefix":"/tmp/p"}
+//                     -> {"ok":true,"pause_ms":F,"children":[{"pid":P,"control":"/tmp/p-1.ctl",
+//                         "console":"/tmp/p-1.console"},...]}
+//                        live fork: N child VMMs continue from this instant, sharing
+//                        guest RAM copy-on-write (Machine::fork; read-only disks only)
 //   {"op":"stop"}     -> {"ok":true}, then the VMM exits (`forkvm run` status 130)
 //   anything else     -> {"ok":false,"error":"..."}
 //
@@ -25,6 +30,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "vmm/event_loop.hpp"
 #include "vmm/result.hpp"
@@ -49,6 +55,17 @@ struct SnapshotStats {
   bool stopped = false;
 };
 
+struct ForkChild {
+  int pid = 0;
+  std::string control;  // its control socket
+  std::string console;
+};
+
+struct ForkStats {
+  double pause_ms = 0;  // the parent's vCPUs paused: save + every fork()
+  std::vector<ForkChild> children;
+};
+
 // What the control socket drives; Machine implements it.
 class ControlTarget {
  public:
@@ -60,6 +77,7 @@ class ControlTarget {
   // after the response is out.
   virtual Result<SnapshotStats> control_snapshot(const std::string& dir, bool stop) = 0;
   virtual void control_stop() = 0;
+  virtual Result<ForkStats> control_fork(uint32_t count, const std::string& prefix) = 0;
 };
 
 class ControlServer {

@@ -53,6 +53,11 @@ class GuestMemory {
   GuestMemory& operator=(const GuestMemory&) = delete;
   ~GuestMemory();
 
+  // In a fork()ed child only: a second owner of this mapping (the child's
+  // copy-on-write copy of it) for a machine built in the child. `this` must
+  // then never be destroyed, or it would unmap the new owner's memory.
+  [[nodiscard]] GuestMemory adopt_after_fork() const { return GuestMemory(base_, mapped_, regions_, total_); }
+
   [[nodiscard]] std::span<const MemoryRegion> regions() const { return regions_; }
   [[nodiscard]] uint64_t size() const { return total_; }
 

@@ -30,6 +30,9 @@
 #include "vmm/vm.hpp"
 #include "vmm/x86/boot.hpp"
 // Snapshots: the state file format, vCPU/VM state and the memory file.
+#include <sys/wait.h>
+
+#include <csignal>
 #include <future>
 #include <thread>
 
@@ -63,6 +66,7 @@ constexpr uint64_t kMinHeadroom = 32ULL << 20;
 constexpr auto kVcpuStopBound = std::chrono::milliseconds(2000);
 constexpr auto kVcpuPauseBound = std::chrono::milliseconds(2000);
 constexpr const char* kStateFile = "state";
+constexpr uint32_t kMaxForks = 64;
 constexpr const char* kMemoryFile = "memory";
 
 double ms_since(std::chrono::steady_clock::time_point t0) {
@@ -372,28 +376,7 @@ struct Machine::Impl final : ControlTarget {
   // then the VM's irqchips, PIT and clock; then each vCPU; memory last.
   Result<SnapshotStats> write_snapshot(const std::string& dir, std::span<const uint32_t> msrs) {
     snapshot::StateFileWriter file;
-    for (size_t i = 0; i < transports.size(); ++i) {
-      StateWriter w;
-      FORKVM_CHECK(transports[i]->save_state(w).context(fmt::format("virtio device {}", i)));
-      file.add(snapshot::kVirtio, static_cast<uint32_t>(i), w.take());
-    }
-    {
-      StateWriter w;
-      serial->save_state(w);
-      i8042->save_state(w);
-      acpi_pm->save_state(w);
-      file.add(snapshot::kLegacy, 0, w.take());
-    }
-    {
-      StateWriter w;
-      FORKVM_CHECK(snapshot::save_vm(vm, w));
-      file.add(snapshot::kVm, 0, w.take());
-    }
-    for (const Vcpu& v : vcpus) {
-      StateWriter w;
-      FORKVM_CHECK(snapshot::save_vcpu(v, msrs, w));
-      file.add(snapshot::kVcpu, v.index(), w.take());
-    }
+    FORKVM_CHECK(save_sections(file, msrs));
     // Written beside and renamed over: a VM restored from an earlier
     // snapshot here maps the old file, which must not be truncated under it.
     const std::string memory_path = dir + "/" + kMemoryFile;
@@ -421,6 +404,123 @@ struct Machine::Impl final : ControlTarget {
     stats.memory_file_bytes = mem.size;
     stats.memory_data_bytes = mem.data_bytes;
     return stats;
+  }
+
+  // Device, VM and vCPU sections (everything but memory and configuration).
+  Status save_sections(snapshot::StateFileWriter& file, std::span<const uint32_t> msrs) {
+    for (size_t i = 0; i < transports.size(); ++i) {
+      StateWriter w;
+      FORKVM_CHECK(transports[i]->save_state(w).context(fmt::format("virtio device {}", i)));
+      file.add(snapshot::kVirtio, static_cast<uint32_t>(i), w.take());
+    }
+    {
+      StateWriter w;
+      serial->save_state(w);
+      i8042->save_state(w);
+      acpi_pm->save_state(w);
+      file.add(snapshot::kLegacy, 0, w.take());
+    }
+    {
+      StateWriter w;
+      FORKVM_CHECK(snapshot::save_vm(vm, w));
+      file.add(snapshot::kVm, 0, w.take());
+    }
+    for (const Vcpu& v : vcpus) {
+      StateWriter w;
+      FORKVM_CHECK(snapshot::save_vcpu(v, msrs, w));
+      file.add(snapshot::kVcpu, v.index(), w.take());
+    }
+    return {};
+  }
+
+  // ---- live fork (fork-and-snapshot.md 5.2, without the zygote) ----
+
+  std::vector<pid_t> fork_children;  // for reaping; loop thread only
+
+  void reap_children() {
+    std::erase_if(fork_children, [](pid_t p) { return ::waitpid(p, nullptr, WNOHANG) == p; });
+  }
+
+  Result<ForkStats> control_fork(uint32_t count, const std::string& prefix) override {
+    reap_children();
+    if (count == 0 || count > kMaxForks) return make_error("fork: count must be 1..{}", kMaxForks);
+    for (const auto& d : config.disks) {
+      // Parent and children would write one image: needs per-child
+      // copy-on-write layers (devices/storage/) first.
+      if (!d.read_only)
+        return make_error("fork: disk {} is writable; only read-only disks can be shared", d.path);
+    }
+    const auto msrs = FORKVM_TRY(kvm.msr_index_list());
+    std::vector<MachineConfig> configs;
+    ForkStats stats;
+    for (uint32_t i = 1; i <= count; ++i) {
+      MachineConfig c = config;
+      c.console = fmt::format("{}-{}.console", prefix, i);
+      if (c.vsock) c.vsock = VsockConfig{fmt::format("{}-{}.vsock", prefix, i), config.vsock->guest_cid + i};
+      if (c.net) c.net = NetConfig{config.net->slot + i};
+      configs.push_back(c);
+      stats.children.push_back({0, fmt::format("{}-{}.ctl", prefix, i), c.console});
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    const bool was_paused = user_paused.load();
+    if (!was_paused) FORKVM_CHECK(pause_vcpus().context("fork"));
+    snapshot::StateFileWriter file;
+    auto saved = save_sections(file, msrs);
+    const std::vector<uint8_t> state = saved.ok() ? file.encode() : std::vector<uint8_t>{};
+    Status forked;
+    if (saved.ok()) {
+      for (uint32_t i = 0; i < count; ++i) {
+        const pid_t pid = ::fork();
+        if (pid < 0) {
+          forked = errno_error(fmt::format("fork child {}", i + 1));
+          break;
+        }
+        if (pid == 0) ::_exit(run_forked_child(state, configs[i], stats.children[i].control));
+        stats.children[i].pid = pid;
+        fork_children.push_back(pid);
+      }
+    }
+    if (!was_paused) resume_vcpus();
+    stats.pause_ms = ms_since(t0);
+    if (!saved.ok()) return saved.error().context("fork");
+    if (!forked.ok()) return forked.error();
+    log(LogLevel::info, "fork: {} children, parent paused {:.2f} ms", count, stats.pause_ms);
+    return stats;
+  }
+
+  // In the child, on the only thread left (the parent's event loop thread,
+  // inside a control request). Nothing of the parent's machine may run
+  // here: its vCPU threads do not exist, its KVM fds answer EIO and its
+  // destructors would join threads that are gone, so it is left alone and
+  // its fds closed. The child builds a new KVM VM over the same guest RAM
+  // (now this process's copy-on-write view of it), loads the state the
+  // parent saved just before fork(), and runs until stopped.
+  int run_forked_child(const std::vector<uint8_t>& state, const MachineConfig& child_config,
+                       const std::string& control_path) {
+    // The parent's handlers would act on its machine.
+    ::signal(SIGINT, SIG_DFL);
+    ::signal(SIGTERM, SIG_DFL);
+    ::close_range(3, ~0U, 0);
+    auto run = [&]() -> Result<int> {
+      const auto file = FORKVM_TRY(snapshot::StateFile::parse(state, "fork state"));
+      auto child_kvm = FORKVM_TRY(Kvm::open());
+      auto child_vm = FORKVM_TRY(Vm::create(child_kvm));
+      auto impl = std::make_unique<Impl>(child_config, std::move(child_kvm), std::move(child_vm),
+                                         memory.adopt_after_fork());
+      impl->restored = true;
+      FORKVM_CHECK(impl->build());
+      FORKVM_CHECK(impl->load_snapshot(file));
+      std::unique_ptr<Machine> child(new Machine(std::move(impl)));
+      FORKVM_CHECK(child->listen_control(control_path));
+      const MachineExit child_exit = FORKVM_TRY(child->run());
+      return exit_status(child_exit.kind);
+    };
+    auto r = run();
+    if (!r.ok()) {
+      log(LogLevel::error, "fork child: {}", r.error().message);
+      return 1;
+    }
+    return *r;
   }
 
   // Into a freshly built machine whose vCPUs have not run. Order: the VM's
@@ -540,6 +640,10 @@ Result<SnapshotStats> Machine::save_snapshot(const std::string& dir, bool stop) 
   }
   if (r.ok() && stop) request_stop();
   return r;
+}
+
+Result<ForkStats> Machine::fork(uint32_t count, const std::string& prefix) {
+  return impl_->control_fork(count, prefix);
 }
 
 Status Machine::pause() { return impl_->control_pause(); }

@@ -101,6 +101,13 @@ class Machine {
   // them unless `stop`, in which case run() then returns ExitKind::stopped.
   // Any thread; while run() runs the work is done on the event loop.
   Result<SnapshotStats> save_snapshot(const std::string& dir, bool stop = false);
+  // Live fork: pauses the vCPUs, saves state to memory, and fork()s `count`
+  // child VMMs that share guest RAM copy-on-write and continue from that
+  // instant; the parent resumes. Child i (1-based) uses console
+  // PREFIX-i.console, control socket PREFIX-i.ctl, vsock PREFIX-i.vsock
+  // with CID parent+i, net slot parent+i. Only with read-only disks for
+  // now. Call on the event loop thread (the control socket's "fork" op).
+  Result<ForkStats> fork(uint32_t count, const std::string& prefix);
   // Pauses / resumes every vCPU (devices keep running). Any thread.
   Status pause();
   Status resume();

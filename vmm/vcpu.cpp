@@ -20,6 +20,8 @@ Result<Vcpu> Vcpu::create(const Vm& vm, const Kvm& kvm, uint32_t index) {
   const size_t run_size = FORKVM_TRY(kvm.vcpu_mmap_size());
   void* p = ::mmap(nullptr, run_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (p == MAP_FAILED) return errno_error(fmt::format("mmap kvm_run of vCPU {}", index));
+  // A live-forked child builds its own vCPUs; this page is useless there.
+  (void)::madvise(p, run_size, MADV_DONTFORK);
   // KVM_CAP_XSAVE2 answers the XSAVE buffer size for this VM, at least 4 KiB;
   // 0 means an older kernel where KVM_GET_XSAVE's 4 KiB is all there is.
   const int xsave2 = vm.check_extension(KVM_CAP_XSAVE2);

@@ -16,5 +16,6 @@ int disk_command(const std::vector<std::string>& args);
 int restore_command(const std::vector<std::string>& args);
 int snapshot_command(const std::vector<std::string>& args);
 int control_command(const std::vector<std::string>& args);
+int vm_command(const std::vector<std::string>& args);  // api/cli/vm_command.cpp
 
 }  // namespace forkvm::cli
