@@ -21,6 +21,8 @@ commands:
                                                             (forkvm disk --help)
   guest   exec in a running VM through its vsock socket     (forkvm guest --help)
   serve   the Freestyle VMs API server                      (forkvm serve --help)
+  vm      a client of that API: create, list, exec, cp, fork, logs, ...
+                                                            (forkvm vm --help)
   keys    API keys: keys create [--data DIR] [--account NAME]
 )";
 
@@ -47,6 +49,7 @@ int main(int argc, char** argv) {
   if (cmd == "guest") return forkvm::cli::guest_command(rest);
   if (cmd == "serve") return forkvm::cli::serve_command(rest);
   if (cmd == "keys") return forkvm::cli::keys_command(rest);
+  if (cmd == "vm") return forkvm::cli::vm_command(rest);
   std::fprintf(stderr, "forkvm: unknown command '%s'\n%s", args.front().c_str(), kUsage);
   return forkvm::cli::kUsageError;
 }
