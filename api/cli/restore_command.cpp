@@ -4,6 +4,7 @@
 
 #include "api/cli/args.hpp"
 #include "api/cli/commands.hpp"
+#include "devices/storage/chain_descriptor.hpp"
 #include "api/cli/machine_runner.hpp"
 #include "vmm/log.hpp"
 #include "vmm/machine.hpp"
@@ -24,7 +25,8 @@ are the restorer's:
                       the guest gets a transport reset: its connections close
   --vsock-cid N       the guest's new vsock CID (default 3)
   --net-slot SLOT     the network slot to attach to (when the snapshot has virtio-net)
-  --disk PATH[,ro]    replace the recorded disk paths, in order (same count)
+  --disk PATH[,ro]    replace the recorded disk paths, in order (same count);
+                      chain:DIR for a layered disk (forkvm disk)
   --control PATH      serve the control socket (status, pause, resume, snapshot, stop)
   --verbose           log VMM setup steps
 
@@ -38,6 +40,10 @@ Result<MachineConfig> restore_config(const Args& args) {
   for (const auto& d : args.get_all("disk")) {
     DiskConfig disk{d, false};
     if (d.ends_with(",ro")) disk = {d.substr(0, d.size() - 3), true};
+    if (disk.path.starts_with("chain:")) {
+      disk.path = storage::chain_file(disk.path.substr(6));
+      disk.chain = true;
+    }
     c.disks.push_back(disk);
   }
   if (auto v = args.get("vsock")) {

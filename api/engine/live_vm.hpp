@@ -19,6 +19,7 @@ struct LiveVm {
   std::string dir;      // <data>/vms/<id>
   std::string run_dir;  // <run>/<id>: the vsock socket
   std::string agent_socket;
+  std::string control_socket;  // vmm/control.hpp: snapshot, pause, stop
   std::string instance_id;
   uint32_t net_slot = 0;
   std::shared_ptr<VmmProcess> vmm;

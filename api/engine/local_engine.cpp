@@ -40,13 +40,6 @@ std::string log_tail(const std::string& path) {
   return tail.empty() ? "(no output)" : tail;
 }
 
-ApiError not_yet(std::string_view what) {
-  return api_error(ErrorCode::NotImplemented,
-                   fmt::format("{} needs memory snapshots of a running VM, which this build of the engine "
-                               "does not have yet",
-                               what));
-}
-
 }  // namespace
 
 LocalEngine::~LocalEngine() = default;
@@ -96,11 +89,20 @@ ApiStatus LocalEngine::save_resources(const std::string& id, const Resources& r)
 }
 
 ApiResult<std::shared_ptr<LiveVm>> LocalEngine::boot(const std::string& id, const Resources& r) {
+  return launch(id,
+                {"run", "--kernel", image_.kernel, "--mem", std::to_string(r.mem_mib), "--cpus",
+                 std::to_string(r.vcpus), "--cmdline", image_.cmdline},
+                r.rootfs_bytes > 0);
+}
+
+ApiResult<std::shared_ptr<LiveVm>> LocalEngine::launch(const std::string& id, const std::vector<std::string>& mode,
+                                                       bool grow_fs) {
   auto vm = std::make_shared<LiveVm>();
   vm->id = id;
   vm->dir = vm_dir(id);
   vm->run_dir = o_.run_dir + "/" + id;
   vm->agent_socket = vm->run_dir + "/vsock.sock";
+  vm->control_socket = vm->run_dir + "/control.sock";
   vm->instance_id = new_instance_id();
   {
     std::lock_guard lock(mu_);
@@ -119,18 +121,12 @@ ApiResult<std::shared_ptr<LiveVm>> LocalEngine::boot(const std::string& id, cons
   ::unlink(vm->agent_socket.c_str());
   // The VM's root disk: its own copy-on-write layer over the image (devices/storage/).
   std::string disk = "chain:" + vm->dir + "/disk";
-  std::vector<std::string> argv = {o_.forkvm_binary,
-                                   "run",
-                                   "--kernel",
-                                   image_.kernel,
-                                   "--disk",
+  std::vector<std::string> argv = {o_.forkvm_binary};
+  argv.insert(argv.end(), mode.begin(), mode.end());
+  argv.insert(argv.end(), {"--disk",
                                    disk,
-                                   "--mem",
-                                   std::to_string(r.mem_mib),
-                                   "--cpus",
-                                   std::to_string(r.vcpus),
-                                   "--cmdline",
-                                   image_.cmdline,
+                                   "--control",
+                                   vm->control_socket,
                                    "--vsock",
                                    vm->agent_socket,
                                    "--vsock-cid",
@@ -138,7 +134,7 @@ ApiResult<std::shared_ptr<LiveVm>> LocalEngine::boot(const std::string& id, cons
                                    "--net-slot",
                                    std::to_string(vm->net_slot),
                                    "--console",
-                                   vm->dir + "/console.log"};
+                                   vm->dir + "/console.log"});
   std::string log_path = vm->dir + "/vmm.log";
   auto proc = VmmProcess::spawn(argv, log_path);
   if (!proc.ok()) {
@@ -164,7 +160,7 @@ ApiResult<std::shared_ptr<LiveVm>> LocalEngine::boot(const std::string& id, cons
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
   // A disk made larger than the image: let the filesystem use it (online grow).
-  if (r.rootfs_bytes > 0) (void)vm->agent().exec({.command = "resize2fs /dev/vda >/dev/null 2>&1"});
+  if (grow_fs) (void)vm->agent().exec({.command = "resize2fs /dev/vda >/dev/null 2>&1"});
   std::lock_guard lock(mu_);
   live_[id] = vm;
   log(LogLevel::info, "engine: VM {} running (VMM pid {}, net slot {})", id, vm->vmm->pid(), vm->net_slot);
@@ -200,6 +196,13 @@ void LocalEngine::remove_vm_files(const std::string& id) {
 ApiResult<std::shared_ptr<LiveVm>> LocalEngine::running(const VmRecord& vm) {
   auto live = find(vm.id);
   if (live && live->vmm->running()) return live;
+  if (!live && vm.state == "suspended") {
+    // An exec, file or terminal call resumes a suspended VM.
+    auto lock = op_lock(vm.id);
+    std::lock_guard guard(*lock);
+    if (auto again = find(vm.id)) return again;
+    return resume(vm);
+  }
   if (live) {
     std::string status = live->vmm->exit_status().value_or("?");
     forget(vm.id);
@@ -254,7 +257,7 @@ ApiStatus LocalEngine::apply_create_fields(LiveVm& vm, const CreateVmRequest& re
 
 ApiResult<CreatedVm> LocalEngine::create_vm(const CallContext& /*ctx*/, const CreateVmInput& input) {
   const CreateVmRequest& req = input.request;
-  if (input.base_snapshot) return not_yet("creating a VM from a snapshot");
+
   if (req.spec || req.template_)
     return api_error(ErrorCode::NotImplemented,
                      "spec and template builds (layered snapshots) are not implemented yet; create from the "
@@ -280,18 +283,40 @@ ApiResult<CreatedVm> LocalEngine::create_vm(const CallContext& /*ctx*/, const Cr
     }
     disk.size = r.rootfs_bytes;
   }
-  if (auto made = storage::create_chain(dir + "/disk", disk); !made.ok()) {
-    undo();
-    return api_error(ErrorCode::InternalError, "creating the VM's disk: " + made.error().message);
-  }
-  if (auto s = save_resources(input.vm_id, r); !s.ok()) {
-    undo();
-    return s.error();
-  }
   if (req.workdir) {
     std::ofstream(dir + "/workdir") << *req.workdir;
   }
-  auto vm = boot(input.vm_id, r);
+  // Create is a restore: of the snapshot it names, else of the default image
+  // saved once at agent-ready. Sizes other than the defaults boot fresh.
+  bool default_sizes = !req.mem_size_gb && !req.vcpu_count && !req.rootfs_size_gb;
+  std::optional<std::string> from;
+  if (input.base_snapshot) {
+    from = o_.data_dir + "/snapshots/" + input.base_snapshot->id;
+    if (input.base_snapshot->mem_size_mib) r.mem_mib = static_cast<uint64_t>(*input.base_snapshot->mem_size_mib);
+    if (input.base_snapshot->vcpu_count) r.vcpus = static_cast<uint32_t>(*input.base_snapshot->vcpu_count);
+  } else if (default_sizes) {
+    auto golden_dir = golden(r);
+    if (golden_dir.ok()) {
+      from = *golden_dir;
+    } else {
+      log(LogLevel::warn, "engine: no golden snapshot ({}); booting VM {} instead", golden_dir.error().message,
+          input.vm_id);
+    }
+  }
+  ApiResult<std::shared_ptr<LiveVm>> vm = api_error(ErrorCode::InternalError, "not started");
+  if (from) {
+    vm = create_from_snapshot(input.vm_id, *from, r);
+  } else {
+    if (auto made = storage::create_chain(dir + "/disk", disk); !made.ok()) {
+      undo();
+      return api_error(ErrorCode::InternalError, "creating the VM's disk: " + made.error().message);
+    }
+    if (auto s = save_resources(input.vm_id, r); !s.ok()) {
+      undo();
+      return s.error();
+    }
+    vm = boot(input.vm_id, r);
+  }
   if (!vm.ok()) {
     undo();
     return vm.error();
@@ -308,6 +333,7 @@ ApiResult<CreatedVm> LocalEngine::create_vm(const CallContext& /*ctx*/, const Cr
   out.state = "running";
   out.runtime.vmm_pid = (*vm)->vmm->pid();
   out.runtime.agent_socket = (*vm)->agent_socket;
+  out.runtime.control_socket = (*vm)->control_socket;
   return out;
 }
 
@@ -318,8 +344,12 @@ ApiResult<StartedVm> LocalEngine::start_vm(const CallContext& /*ctx*/, const VmR
   auto live = find(vm.id);
   if (!live || !live->vmm->running()) {
     if (live) forget(vm.id);
-    auto r = FORKVM_TRY(load_resources(vm.id));
-    live = FORKVM_TRY(boot(vm.id, r));
+    if (vm.state == "suspended") {
+      live = FORKVM_TRY(resume(vm));
+    } else {
+      auto r = FORKVM_TRY(load_resources(vm.id));
+      live = FORKVM_TRY(boot(vm.id, r));
+    }
   }
   StartedVm out;
   out.instance_id = live->instance_id;
@@ -351,9 +381,6 @@ ApiStatus LocalEngine::kill_vm(const CallContext& /*ctx*/, const VmRecord& vm) {
   return {};
 }
 
-ApiResult<SuspendedVm> LocalEngine::suspend_vm(const CallContext& /*ctx*/, const VmRecord& /*vm*/) {
-  return not_yet("suspend");
-}
 
 ApiResult<VmExit> LocalEngine::await_exit(const CallContext& /*ctx*/, const VmRecord& vm) {
   auto live = find(vm.id);
@@ -397,20 +424,14 @@ ApiResult<OptimizedVm> LocalEngine::optimize_vm(const CallContext& /*ctx*/, cons
   return OptimizedVm{"the VM's disk is the image plus one layer of its own; nothing to flatten"};
 }
 
-ApiResult<CreatedSnapshot> LocalEngine::snapshot_vm(const CallContext& /*ctx*/, const VmRecord& /*vm*/,
-                                                    const SnapshotInput& /*input*/) {
-  return not_yet("snapshotting a VM");
-}
 
 ApiResult<CreatedSnapshot> LocalEngine::create_snapshot(const CallContext& /*ctx*/,
                                                         const CreateSnapshotInput& /*input*/) {
-  return not_yet("building a snapshot from a template");
+  return api_error(ErrorCode::NotImplemented,
+                   "building a snapshot from a template (layered spec builds) is not implemented yet; "
+                   "snapshot a running VM instead (POST /v1/vms/{id}/snapshot)");
 }
 
-ApiResult<ForkedVms> LocalEngine::fork_vm(const CallContext& /*ctx*/, const VmRecord& /*vm*/,
-                                          const ForkInput& /*input*/) {
-  return not_yet("forking a VM");
-}
 
 Result<std::unique_ptr<VmEngine>> make_local_engine(const LocalEngineOptions& options) {
   LocalEngineOptions o = options;
@@ -421,7 +442,7 @@ Result<std::unique_ptr<VmEngine>> make_local_engine(const LocalEngineOptions& op
   }
   auto image = FORKVM_TRY(find_image(o.image));
   std::error_code ec;
-  for (const char* sub : {"/vms", "/layers"}) {
+  for (const char* sub : {"/vms", "/layers", "/snapshots", "/golden"}) {
     std::filesystem::create_directories(o.data_dir + sub, ec);
     if (ec) return make_error("create {}{}: {}", o.data_dir, sub, ec.message());
   }

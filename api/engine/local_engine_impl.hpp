@@ -9,6 +9,7 @@
 
 #include "api/engine/image.hpp"
 #include "api/engine/live_vm.hpp"
+#include "devices/storage/chain_descriptor.hpp"
 #include "api/engine/local_engine.hpp"
 
 namespace forkvm::engine {
@@ -78,6 +79,27 @@ class LocalEngine final : public VmEngine {
   ApiStatus save_resources(const std::string& id, const Resources& r) const;
   // Boots the VM's disk and waits until its agent answers.
   ApiResult<std::shared_ptr<LiveVm>> boot(const std::string& id, const Resources& r);
+  // Starts `forkvm <mode...>` for the VM with its disk, sockets and network
+  // slot, and waits until its agent answers.
+  ApiResult<std::shared_ptr<LiveVm>> launch(const std::string& id, const std::vector<std::string>& mode,
+                                            bool grow_fs = false);
+
+  // snapshots.cpp
+  struct SavedVm {
+    std::string dir;
+    storage::ChainDescriptor disk;  // frozen at the instant the memory was saved
+  };
+  // Saves memory and state to `dir` and stops the VMM; freezes its disk.
+  ApiResult<SavedVm> save_and_stop(LiveVm& vm, const std::string& dir);
+  ApiResult<std::shared_ptr<LiveVm>> restore(const std::string& id, const std::string& snapshot_dir);
+  // A new VM `id` from a snapshot directory (state, memory, chain).
+  ApiResult<std::shared_ptr<LiveVm>> create_from_snapshot(const std::string& id, const std::string& snapshot_dir,
+                                                          const Resources& r);
+  ApiResult<std::shared_ptr<LiveVm>> resume(const VmRecord& vm);
+  // The default image booted once to agent-ready and saved: what a plain
+  // create restores. Made by the first create that needs it.
+  ApiResult<std::string> golden(const Resources& r);
+  std::mutex golden_mu_;
   // The running VM, or VM_NOT_RUNNING saying why not.
   ApiResult<std::shared_ptr<LiveVm>> running(const VmRecord& vm);
   std::shared_ptr<LiveVm> find(const std::string& id);

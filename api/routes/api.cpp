@@ -54,6 +54,14 @@ ApiResult<VmRecord> load_vm(RouteContext& ctx, const std::string& name) {
   return std::move(**vm);
 }
 
+void note_resumed(RouteContext& ctx, VmRecord& vm) {
+  if (vm.state != "suspended") return;
+  vm.state = "running";
+  vm.updated_at_ms = now_ms();
+  if (auto s = ctx.store.update_vm(vm); !s.ok())
+    log(LogLevel::warn, "request {}: recording that VM {} resumed: {}", ctx.call.request_id, vm.id, s.error().message);
+}
+
 ApiResult<SnapshotRecord> load_snapshot(RouteContext& ctx, const std::string& id, bool allow_deleted) {
   if (!is_snapshot_id(id))
     return api_error(ErrorCode::InvalidSnapshotId,

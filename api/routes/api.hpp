@@ -70,6 +70,9 @@ class Api final : public HttpHandler {
 // The caller's VM named by path parameter `name`: INVALID_VM_ID, VM_NOT_FOUND
 // (also for other accounts' VMs) or VM_DELETED.
 [[nodiscard]] ApiResult<VmRecord> load_vm(RouteContext& ctx, const std::string& name = "vm_id");
+// After a guest call (exec, files, systemd, terminals) succeeded on a VM the
+// store has as suspended: the engine resumed it, so the store says running.
+void note_resumed(RouteContext& ctx, VmRecord& vm);
 [[nodiscard]] ApiResult<SnapshotRecord> load_snapshot(RouteContext& ctx, const std::string& id,
                                                       bool allow_deleted);
 [[nodiscard]] ApiResult<std::optional<int64_t>> query_int(const RouteContext& ctx, const std::string& key,

@@ -54,6 +54,7 @@ ApiResult<HttpReply> exec_await(RouteContext& ctx) {
   VmRecord vm = FORKVM_TRY(load_vm(ctx));
   ExecRequest req = FORKVM_TRY(parse_exec(ctx.request.body));
   ExecResult r = FORKVM_TRY(ctx.engine.exec(ctx.call, vm, req));
+  note_resumed(ctx, vm);
   JsonOut o;
   o.begin_object().field("stdout", r.stdout_text).field("stderr", r.stderr_text).key("statusCode");
   if (r.status_code)
@@ -68,6 +69,7 @@ ApiResult<HttpReply> get_file(RouteContext& ctx) {
   VmRecord vm = FORKVM_TRY(load_vm(ctx));
   std::string path = FORKVM_TRY(file_path(ctx));
   FileRead f = FORKVM_TRY(ctx.engine.read_file(ctx.call, vm, path));
+  note_resumed(ctx, vm);
   JsonOut o;
   o.begin_object();
   if (f.is_directory) {
@@ -91,12 +93,14 @@ ApiResult<HttpReply> put_file(RouteContext& ctx) {
   std::string path = FORKVM_TRY(file_path(ctx));
   WriteFileRequest req = FORKVM_TRY(parse_write_file(ctx.request.body));
   FORKVM_CHECK(ctx.engine.write_file(ctx.call, vm, path, req.bytes));
+  note_resumed(ctx, vm);
   return HttpReply{json_response("{}")};
 }
 
 ApiResult<HttpReply> watch_files(RouteContext& ctx) {
   VmRecord vm = FORKVM_TRY(load_vm(ctx));
   std::shared_ptr<EventStream<FileEvent>> stream = FORKVM_TRY(ctx.engine.watch_files(ctx.call, vm));
+  note_resumed(ctx, vm);
   return HttpReply{ndjson_stream(std::move(stream), [](const FileEvent& e) {
     return JsonOut()
         .begin_object()
@@ -114,6 +118,7 @@ ApiResult<HttpReply> stats_stream(RouteContext& ctx) {
   interval = std::clamp<int64_t>(interval, 100, 10000);
   std::shared_ptr<EventStream<StatsSample>> stream =
       FORKVM_TRY(ctx.engine.stream_stats(ctx.call, vm, std::chrono::milliseconds(interval)));
+  note_resumed(ctx, vm);
   return HttpReply{ndjson_stream(std::move(stream), [](const StatsSample& s) {
     return JsonOut()
         .begin_object()

@@ -21,6 +21,7 @@ ApiResult<HttpReply> batch(RouteContext& ctx, ServiceAction action) {
   VmRecord vm = FORKVM_TRY(load_vm(ctx));
   BatchServiceRequest req = FORKVM_TRY(parse_batch_services(ctx.request.body));
   auto results = FORKVM_TRY(ctx.engine.service_action(ctx.call, vm, action, req.service_ids));
+  note_resumed(ctx, vm);
   JsonOut o;
   o.begin_object().key("results").begin_array();
   for (const auto& r : results)
@@ -38,6 +39,7 @@ ApiResult<HttpReply> batch(RouteContext& ctx, ServiceAction action) {
 ApiResult<HttpReply> list_services(RouteContext& ctx) {
   VmRecord vm = FORKVM_TRY(load_vm(ctx));
   auto services = FORKVM_TRY(ctx.engine.list_services(ctx.call, vm));
+  note_resumed(ctx, vm);
   JsonOut o;
   o.begin_object().key("services").begin_array();
   for (const auto& s : services) o.begin_object().field("name", s.name).end_object();
@@ -49,6 +51,7 @@ ApiResult<HttpReply> create_service(RouteContext& ctx) {
   VmRecord vm = FORKVM_TRY(load_vm(ctx));
   SystemdUnit unit = FORKVM_TRY(parse_systemd_unit(ctx.request.body));
   ServiceCreated c = FORKVM_TRY(ctx.engine.create_service(ctx.call, vm, unit));
+  note_resumed(ctx, vm);
   return HttpReply{json_response(JsonOut()
                                      .begin_object()
                                      .field("success", true)
@@ -62,6 +65,7 @@ ApiResult<HttpReply> delete_service(RouteContext& ctx) {
   VmRecord vm = FORKVM_TRY(load_vm(ctx));
   std::string id = FORKVM_TRY(service_id(ctx));
   std::string message = FORKVM_TRY(ctx.engine.delete_service(ctx.call, vm, id));
+  note_resumed(ctx, vm);
   return HttpReply{json_response(
       JsonOut().begin_object().field("success", true).field("message", message).end_object().take())};
 }
@@ -70,6 +74,7 @@ ApiResult<HttpReply> service_status(RouteContext& ctx) {
   VmRecord vm = FORKVM_TRY(load_vm(ctx));
   std::string id = FORKVM_TRY(service_id(ctx));
   ServiceStatus s = FORKVM_TRY(ctx.engine.service_status(ctx.call, vm, id));
+  note_resumed(ctx, vm);
   return HttpReply{json_response(JsonOut()
                                      .begin_object()
                                      .field("name", s.name)
@@ -88,6 +93,7 @@ ApiResult<HttpReply> service_logs(RouteContext& ctx) {
   std::optional<std::string> since;
   if (auto it = ctx.query.find("since"); it != ctx.query.end() && !it->second.empty()) since = it->second;
   auto logs = FORKVM_TRY(ctx.engine.service_logs(ctx.call, vm, id, lines, since));
+  note_resumed(ctx, vm);
   JsonOut o;
   o.begin_object().key("logs").begin_array();
   for (const auto& l : logs) {
@@ -105,6 +111,7 @@ ApiResult<HttpReply> restart_services(RouteContext& ctx) { return batch(ctx, Ser
 ApiResult<HttpReply> list_terminals(RouteContext& ctx) {
   VmRecord vm = FORKVM_TRY(load_vm(ctx));
   auto terminals = FORKVM_TRY(ctx.engine.list_terminals(ctx.call, vm));
+  note_resumed(ctx, vm);
   JsonOut o;
   o.begin_object().key("terminals").begin_array();
   for (const auto& t : terminals)
@@ -116,6 +123,7 @@ ApiResult<HttpReply> list_terminals(RouteContext& ctx) {
 ApiResult<HttpReply> terminal_logs(RouteContext& ctx) {
   VmRecord vm = FORKVM_TRY(load_vm(ctx));
   auto lines = FORKVM_TRY(ctx.engine.terminal_logs(ctx.call, vm, ctx.param("terminal_id")));
+  note_resumed(ctx, vm);
   JsonOut o;
   o.begin_object().key("logs").begin_array();
   for (const auto& l : lines)
@@ -127,6 +135,7 @@ ApiResult<HttpReply> terminal_logs(RouteContext& ctx) {
 ApiResult<HttpReply> terminal_output(RouteContext& ctx) {
   VmRecord vm = FORKVM_TRY(load_vm(ctx));
   std::string output = FORKVM_TRY(ctx.engine.terminal_output(ctx.call, vm, ctx.param("terminal_id")));
+  note_resumed(ctx, vm);
   return HttpReply{json_response(JsonOut().begin_object().field("output", output).end_object().take())};
 }
 
