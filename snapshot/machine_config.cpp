@@ -18,6 +18,7 @@ void encode_machine_config(const MachineConfig& c, StateWriter& out) {
   for (const auto& d : c.disks) {
     out.str(d.path);
     out.boolean(d.read_only);
+    out.boolean(d.chain);
   }
   out.boolean(c.rng);
   out.boolean(c.vsock.has_value());
@@ -45,6 +46,7 @@ Result<MachineConfig> decode_machine_config(StateReader& in) {
     DiskConfig d;
     d.path = FORKVM_TRY(in.str(kMaxPath));
     d.read_only = FORKVM_TRY(in.boolean());
+    d.chain = FORKVM_TRY(in.boolean());
     c.disks.push_back(std::move(d));
   }
   c.rng = FORKVM_TRY(in.boolean());
