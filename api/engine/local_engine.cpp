@@ -42,7 +42,17 @@ std::string log_tail(const std::string& path) {
 
 }  // namespace
 
-LocalEngine::~LocalEngine() = default;
+LocalEngine::~LocalEngine() {
+  stopping_ = true;
+  if (warm_.joinable()) warm_.join();
+}
+
+void LocalEngine::start_warm_up() {
+  warm_ = std::thread([this] {
+    auto made = golden(Resources{o_.default_mem_mib, o_.default_vcpus, 0});
+    if (!made.ok()) log(LogLevel::warn, "engine: golden snapshot not made at start: {}", made.error().message);
+  });
+}
 
 std::shared_ptr<std::mutex> LocalEngine::op_lock(const std::string& id) {
   std::lock_guard lock(mu_);
@@ -151,7 +161,7 @@ ApiResult<std::shared_ptr<LiveVm>> LocalEngine::launch(const std::string& id, co
                                    vm->vmm->exit_status().value_or("?"), log_tail(log_path)));
     }
     if (::access(vm->agent_socket.c_str(), F_OK) == 0 && vm->agent(5000).ready().ok()) break;
-    if (std::chrono::steady_clock::now() > deadline) {
+    if (stopping_ || std::chrono::steady_clock::now() > deadline) {
       halt(*vm, false);
       release();
       return api_error(ErrorCode::VmStartTimeout,
@@ -448,7 +458,10 @@ Result<std::unique_ptr<VmEngine>> make_local_engine(const LocalEngineOptions& op
   }
   std::filesystem::create_directories(o.run_dir, ec);
   if (ec) return make_error("create {}: {}", o.run_dir, ec.message());
-  return std::unique_ptr<VmEngine>(std::make_unique<LocalEngine>(std::move(o), std::move(image)));
+  bool warm = o.warm_up;
+  auto engine = std::make_unique<LocalEngine>(std::move(o), std::move(image));
+  if (warm) engine->start_warm_up();
+  return std::unique_ptr<VmEngine>(std::move(engine));
 }
 
 }  // namespace forkvm::engine

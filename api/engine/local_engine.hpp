@@ -23,6 +23,8 @@ struct LocalEngineOptions {
   // Boot to agent-ready; generous because nested emulation (tools/rig) is slow.
   int64_t boot_timeout_ms = 600000;
   uint32_t first_net_slot = 16;  // below it: free for `forkvm run` by hand and tests
+  // Make the golden snapshot (what a create restores) in the background at start.
+  bool warm_up = true;
 };
 
 [[nodiscard]] Result<std::unique_ptr<api::VmEngine>> make_local_engine(const LocalEngineOptions& options);

@@ -6,6 +6,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include "api/engine/image.hpp"
 #include "api/engine/live_vm.hpp"
@@ -100,6 +101,15 @@ class LocalEngine final : public VmEngine {
   // create restores. Made by the first create that needs it.
   ApiResult<std::string> golden(const Resources& r);
   std::mutex golden_mu_;
+
+ public:
+  // Makes the golden snapshot in the background, so that the first create
+  // does not pay for a boot. The destructor stops and joins it.
+  void start_warm_up();
+
+ private:
+  std::thread warm_;
+  std::atomic<bool> stopping_{false};
   // The running VM, or VM_NOT_RUNNING saying why not.
   ApiResult<std::shared_ptr<LiveVm>> running(const VmRecord& vm);
   std::shared_ptr<LiveVm> find(const std::string& id);
