@@ -131,7 +131,9 @@ ApiResult<ExecResult> LocalEngine::exec(const CallContext& ctx, const VmRecord& 
   r.user = user_of(ctx);
   r.timeout_ms = req.timeout_ms.value_or(0);
   r.terminal = req.terminal.value_or("");
+  // The VM's workdir, else root's home: where watch-files looks (watch_root).
   r.cwd = read_text_file(vm_dir(vm.id) + "/workdir");
+  if (r.cwd.empty() && (r.user.empty() || r.user == "root")) r.cwd = "/root";
   int64_t call_timeout = r.timeout_ms > 0 ? r.timeout_ms + kExecSlackMs : 300000 + kExecSlackMs;
   auto res = FORKVM_TRY(from_agent(live->agent(call_timeout).exec(r)));
   if (res.timed_out)
@@ -140,7 +142,8 @@ ApiResult<ExecResult> LocalEngine::exec(const CallContext& ctx, const VmRecord& 
   ExecResult out;
   out.stdout_text = std::move(res.stdout_data);
   out.stderr_text = std::move(res.stderr_data);
-  out.status_code = res.signal != 0 ? 128 + res.signal : res.exit_code;
+  // A command typed into a terminal runs on in its session: no exit status here.
+  if (r.terminal.empty()) out.status_code = res.signal != 0 ? 128 + res.signal : res.exit_code;
   return out;
 }
 

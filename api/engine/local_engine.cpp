@@ -445,11 +445,9 @@ ApiResult<CreatedSnapshot> LocalEngine::create_snapshot(const CallContext& /*ctx
 
 Result<std::unique_ptr<VmEngine>> make_local_engine(const LocalEngineOptions& options) {
   LocalEngineOptions o = options;
-  if (o.forkvm_binary.empty()) {
-    std::error_code ec;
-    o.forkvm_binary = std::filesystem::read_symlink("/proc/self/exe", ec).string();
-    if (ec) return make_error("cannot find this executable: {}", ec.message());
-  }
+  // The running binary itself, even after a rebuild replaced the file on disk:
+  // a VMM is always the same version as the server that started it.
+  if (o.forkvm_binary.empty()) o.forkvm_binary = "/proc/self/exe";
   auto image = FORKVM_TRY(find_image(o.image));
   std::error_code ec;
   for (const char* sub : {"/vms", "/layers", "/snapshots", "/golden"}) {

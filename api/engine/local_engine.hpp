@@ -16,7 +16,7 @@ namespace forkvm::engine {
 struct LocalEngineOptions {
   std::string data_dir;                  // <data>/vms/<id>/ per VM
   std::string run_dir = "/run/forkvm";   // sockets
-  std::string forkvm_binary;             // default: this executable
+  std::string forkvm_binary;             // default: this executable (/proc/self/exe)
   std::string image = "default";         // api/engine/image.hpp
   uint64_t default_mem_mib = 1024;
   uint32_t default_vcpus = 2;
