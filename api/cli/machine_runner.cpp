@@ -3,7 +3,27 @@
 #include <csignal>
 #include <cstdio>
 
+#include "devices/storage/chain_descriptor.hpp"
+
 namespace forkvm::cli {
+
+Status host_options(const Args& args, bool net, MachineConfig& c) {
+  for (const auto& d : args.get_all("disk")) {
+    DiskConfig disk{d, false};
+    if (d.ends_with(",ro")) disk = {d.substr(0, d.size() - 3), true};
+    if (disk.path.starts_with("chain:")) {
+      disk.path = storage::chain_file(disk.path.substr(6));
+      disk.chain = true;
+    }
+    c.disks.push_back(disk);
+  }
+  c.console = args.get("console").value_or("-");
+  if (auto v = args.get("vsock")) {
+    c.vsock = VsockConfig{*v, FORKVM_TRY(args.get_uint("vsock-cid", 3, 3, 0xFFFFFFFE))};
+  }
+  if (net) c.net = NetConfig{static_cast<uint32_t>(FORKVM_TRY(args.get_uint("net-slot", 0, 0, 16383)))};
+  return {};
+}
 namespace {
 
 Machine* g_running = nullptr;

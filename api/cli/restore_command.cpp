@@ -4,7 +4,6 @@
 
 #include "api/cli/args.hpp"
 #include "api/cli/commands.hpp"
-#include "devices/storage/chain_descriptor.hpp"
 #include "api/cli/machine_runner.hpp"
 #include "vmm/log.hpp"
 #include "vmm/machine.hpp"
@@ -36,22 +35,7 @@ exit status: as `forkvm run`; 1 also when the snapshot cannot be restored
 
 Result<MachineConfig> restore_config(const Args& args) {
   MachineConfig c;
-  c.console = args.get("console").value_or("-");
-  for (const auto& d : args.get_all("disk")) {
-    DiskConfig disk{d, false};
-    if (d.ends_with(",ro")) disk = {d.substr(0, d.size() - 3), true};
-    if (disk.path.starts_with("chain:")) {
-      disk.path = storage::chain_file(disk.path.substr(6));
-      disk.chain = true;
-    }
-    c.disks.push_back(disk);
-  }
-  if (auto v = args.get("vsock")) {
-    c.vsock = VsockConfig{*v, FORKVM_TRY(args.get_uint("vsock-cid", 3, 3, 0xFFFFFFFE))};
-  }
-  if (args.get("net-slot")) {
-    c.net = NetConfig{static_cast<uint32_t>(FORKVM_TRY(args.get_uint("net-slot", 0, 0, 16383)))};
-  }
+  FORKVM_CHECK(host_options(args, args.get("net-slot").has_value(), c));
   return c;
 }
 

@@ -9,7 +9,6 @@
 #include "api/cli/commands.hpp"
 #include "api/cli/machine_runner.hpp"
 #include "api/engine/image.hpp"
-#include "devices/storage/chain_descriptor.hpp"
 #include "devices/storage/chain_ops.hpp"
 #include "vmm/log.hpp"
 #include "vmm/machine.hpp"
@@ -85,23 +84,8 @@ Result<MachineConfig> config_from(const Args& args, ScratchDisk& scratch) {
   if (auto extra = args.get("cmdline")) c.cmdline += (c.cmdline.empty() ? "" : " ") + *extra;
   c.mem_mib = FORKVM_TRY(args.get_uint("mem", 256, 16, 1ULL << 20));
   c.cpus = static_cast<uint32_t>(FORKVM_TRY(args.get_uint("cpus", 1, 1, 255)));
-  for (const auto& d : args.get_all("disk")) {
-    DiskConfig disk{d, false};
-    if (d.ends_with(",ro")) disk = {d.substr(0, d.size() - 3), true};
-    if (disk.path.starts_with("chain:")) {
-      disk.path = storage::chain_file(disk.path.substr(6));
-      disk.chain = true;
-    }
-    c.disks.push_back(disk);
-  }
-  c.console = args.get("console").value_or("-");
+  FORKVM_CHECK(host_options(args, args.has("net") || args.get("net-slot").has_value(), c));
   c.rng = !args.has("no-rng");
-  if (auto v = args.get("vsock")) {
-    c.vsock = VsockConfig{*v, FORKVM_TRY(args.get_uint("vsock-cid", 3, 3, 0xFFFFFFFE))};
-  }
-  if (args.has("net") || args.get("net-slot")) {
-    c.net = NetConfig{static_cast<uint32_t>(FORKVM_TRY(args.get_uint("net-slot", 0, 0, 16383)))};
-  }
   return c;
 }
 
