@@ -63,7 +63,6 @@ uint32_t virtio_gsi(uint32_t index) {
 constexpr uint32_t kMaxVcpus = 64;
 // Room the kernel needs beyond its image and initrd to boot at all.
 constexpr uint64_t kMinHeadroom = 32ULL << 20;
-constexpr auto kVcpuStopBound = std::chrono::milliseconds(2000);
 constexpr auto kVcpuPauseBound = std::chrono::milliseconds(2000);
 constexpr const char* kStateFile = "state";
 constexpr uint32_t kMaxForks = 64;
