@@ -34,5 +34,9 @@ int usage_error(const char* command, const Error& error);
 
 int bench_boot(const std::vector<std::string>& argv);
 int bench_agent(const std::vector<std::string>& argv);
+int bench_api(const std::vector<std::string>& argv);
+int bench_fork(const std::vector<std::string>& argv);
+int bench_restore(const std::vector<std::string>& argv);
+int bench_suspend(const std::vector<std::string>& argv);
 
 }  // namespace forkvm::cli
