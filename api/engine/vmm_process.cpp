@@ -1,7 +1,9 @@
 #include "api/engine/vmm_process.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -44,18 +46,39 @@ Result<std::shared_ptr<VmmProcess>> VmmProcess::spawn(const std::vector<std::str
   return p;
 }
 
-VmmProcess::~VmmProcess() = default;
+Result<std::shared_ptr<VmmProcess>> VmmProcess::adopt(pid_t pid) {
+  const int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (fd < 0) return errno_error(fmt::format("VMM process {}", pid));
+  ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  std::shared_ptr<VmmProcess> p(new VmmProcess(pid, fd));
+  std::thread([p] { p->watch_adopted(); }).detach();
+  return p;
+}
+
+VmmProcess::~VmmProcess() {
+  if (pidfd_ >= 0) ::close(pidfd_);
+}
+
+void VmmProcess::set_exit(std::string text) {
+  std::lock_guard lock(mu_);
+  exit_ = std::move(text);
+  cv_.notify_all();
+}
 
 void VmmProcess::reap() {
   int status = 0;
   while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
   }
-  std::string text = WIFEXITED(status)     ? std::to_string(WEXITSTATUS(status))
-                     : WIFSIGNALED(status) ? fmt::format("signal {}", WTERMSIG(status))
-                                           : "unknown";
-  std::lock_guard lock(mu_);
-  exit_ = text;
-  cv_.notify_all();
+  set_exit(WIFEXITED(status)     ? std::to_string(WEXITSTATUS(status))
+           : WIFSIGNALED(status) ? fmt::format("signal {}", WTERMSIG(status))
+                                 : "unknown");
+}
+
+void VmmProcess::watch_adopted() {
+  pollfd p{pidfd_, POLLIN, 0};
+  while (::poll(&p, 1, -1) < 0 && errno == EINTR) {
+  }
+  set_exit("exited (status unknown: not started by this server)");
 }
 
 bool VmmProcess::running() const {
@@ -70,7 +93,12 @@ std::optional<std::string> VmmProcess::exit_status() const {
 
 void VmmProcess::signal(int sig) const {
   std::lock_guard lock(mu_);
-  if (!exit_) ::kill(pid_, sig);  // not yet reaped, so the pid is still ours
+  if (exit_) return;
+  if (pidfd_ >= 0) {
+    ::syscall(SYS_pidfd_send_signal, pidfd_, sig, nullptr, 0);
+  } else {
+    ::kill(pid_, sig);  // not yet reaped, so the pid is still ours
+  }
 }
 
 bool VmmProcess::wait_for(std::chrono::milliseconds limit) const {
