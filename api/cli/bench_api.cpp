@@ -3,13 +3,13 @@
 // (straight over the VM's vsock socket, so the difference is what HTTP, the
 // routes and the store add), fork through HTTP, and concurrent exec-awaits
 // spread over several VMs.
+#include <fmt/format.h>
+
 #include <chrono>
 #include <cstdio>
 #include <memory>
 #include <sstream>
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "api/agent/agent_client.hpp"
 #include "api/cli/args.hpp"
@@ -57,7 +57,9 @@ std::string pct_json(const Percentiles& p) {
   return fmt::format(R"({{"n":{},"p50_ms":{:.3f},"p99_ms":{:.3f}}})", p.n, p.p50, p.p99);
 }
 
-std::string pct_text(const Percentiles& p) { return fmt::format("p50 {:.2f} ms, p99 {:.2f} ms ({})", p.p50, p.p99, p.n); }
+std::string pct_text(const Percentiles& p) {
+  return fmt::format("p50 {:.2f} ms, p99 {:.2f} ms ({})", p.p50, p.p99, p.n);
+}
 
 Result<std::vector<uint64_t>> parse_counts(const std::string& text) {
   std::vector<uint64_t> out;
@@ -66,7 +68,8 @@ Result<std::vector<uint64_t>> parse_counts(const std::string& text) {
   while (std::getline(in, item, ',')) {
     char* end = nullptr;
     unsigned long long v = std::strtoull(item.c_str(), &end, 10);
-    if (item.empty() || *end != '\0' || v > 100) return make_error("--fork-counts: bad count '{}' (0..100)", item);
+    if (item.empty() || *end != '\0' || v > 100)
+      return make_error("--fork-counts: bad count '{}' (0..100)", item);
     if (v > 0) out.push_back(v);
   }
   return out;
@@ -74,8 +77,8 @@ Result<std::vector<uint64_t>> parse_counts(const std::string& text) {
 
 struct ForkFigures {
   uint64_t count = 0;
-  double response_ms = 0;    // POST .../fork answered
-  double all_exec_ms = 0;    // from the POST until every child answered an exec
+  double response_ms = 0;  // POST .../fork answered
+  double all_exec_ms = 0;  // from the POST until every child answered an exec
 };
 
 struct ConcurrentFigures {
@@ -110,7 +113,8 @@ Result<ForkFigures> measure_fork(BenchServer& server, const std::string& parent,
   return f;
 }
 
-ConcurrentFigures measure_concurrent(BenchServer& server, const std::vector<std::string>& vms, uint64_t requests) {
+ConcurrentFigures measure_concurrent(BenchServer& server, const std::vector<std::string>& vms,
+                                     uint64_t requests) {
   ConcurrentFigures c;
   c.requests = requests;
   c.vms = vms.size();
@@ -137,9 +141,9 @@ ConcurrentFigures measure_concurrent(BenchServer& server, const std::vector<std:
 }  // namespace
 
 int bench_api(const std::vector<std::string>& argv) {
-  auto args = Args::parse(argv, {"runs", "execs", "fork-counts", "vms", "concurrent", "vm-mem", "url", "key",
-                                 "run-dir", "data"},
-                          {"json", "help"});
+  auto args = Args::parse(
+      argv, {"runs", "execs", "fork-counts", "vms", "concurrent", "vm-mem", "url", "key", "run-dir", "data"},
+      {"json", "help"});
   if (!args) return usage_error("bench api", args.error());
   if (args->has("help")) {
     std::fputs(kApiUsage, stdout);
@@ -230,19 +234,20 @@ int bench_api(const std::vector<std::string>& argv) {
   if (args->has("json")) {
     std::string fj = "[";
     for (const auto& f : forks)
-      fj += fmt::format(R"({}{{"count":{},"response_ms":{:.3f},"all_exec_ms":{:.3f}}})", fj.size() > 1 ? "," : "",
-                        f.count, f.response_ms, f.all_exec_ms);
+      fj += fmt::format(R"({}{{"count":{},"response_ms":{:.3f},"all_exec_ms":{:.3f}}})",
+                        fj.size() > 1 ? "," : "", f.count, f.response_ms, f.all_exec_ms);
     fj += "]";
-    std::string cj = conc ? fmt::format(R"({{"requests":{},"vms":{},"errors":{},"wall_ms":{:.3f},"latency":{}}})",
-                                        conc->requests, conc->vms, conc->errors, conc->wall_ms,
-                                        pct_json(conc->latency))
-                          : "null";
-    std::puts(fmt::format(
-                  R"({{"bench":"api","first_create_exec_ms":{:.3f},"create":{},"create_to_exec":{},"exec_http":{},)"
-                  R"("exec_agent":{},"http_overhead_p50_ms":{:.3f},"fork":{},"concurrent":{}}})",
-                  first_create_ms, pct_json(create), pct_json(to_exec), pct_json(http), pct_json(direct),
-                  http.p50 - direct.p50, fj, cj)
-                  .c_str());
+    std::string cj =
+        conc ? fmt::format(R"({{"requests":{},"vms":{},"errors":{},"wall_ms":{:.3f},"latency":{}}})",
+                           conc->requests, conc->vms, conc->errors, conc->wall_ms, pct_json(conc->latency))
+             : "null";
+    std::puts(
+        fmt::format(
+            R"({{"bench":"api","first_create_exec_ms":{:.3f},"create":{},"create_to_exec":{},"exec_http":{},)"
+            R"("exec_agent":{},"http_overhead_p50_ms":{:.3f},"fork":{},"concurrent":{}}})",
+            first_create_ms, pct_json(create), pct_json(to_exec), pct_json(http), pct_json(direct),
+            http.p50 - direct.p50, fj, cj)
+            .c_str());
   } else {
     std::printf("first create -> exec answered (golden snapshot ready): %.1f ms\n", first_create_ms);
     std::printf("create answered:             %s\n", pct_text(create).c_str());
@@ -254,10 +259,11 @@ int bench_api(const std::vector<std::string>& argv) {
       std::printf("fork count %-3llu answered %.1f ms, every child answered an exec %.1f ms\n",
                   static_cast<unsigned long long>(f.count), f.response_ms, f.all_exec_ms);
     if (conc)
-      std::printf("%llu concurrent exec-awaits over %llu VMs: %llu errors, all done in %.1f ms, each %s%s%s\n",
-                  static_cast<unsigned long long>(conc->requests), static_cast<unsigned long long>(conc->vms),
-                  static_cast<unsigned long long>(conc->errors), conc->wall_ms, pct_text(conc->latency).c_str(),
-                  conc->errors ? "; first error: " : "", conc->first_error.c_str());
+      std::printf(
+          "%llu concurrent exec-awaits over %llu VMs: %llu errors, all done in %.1f ms, each %s%s%s\n",
+          static_cast<unsigned long long>(conc->requests), static_cast<unsigned long long>(conc->vms),
+          static_cast<unsigned long long>(conc->errors), conc->wall_ms, pct_text(conc->latency).c_str(),
+          conc->errors ? "; first error: " : "", conc->first_error.c_str());
   }
   return conc && conc->errors > 0 ? 1 : 0;
 }

@@ -1,17 +1,15 @@
 #include "api/cli/bench_api_server.hpp"
 
+#include <fmt/format.h>
 #include <netinet/in.h>
+#include <rapidjson/document.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <rapidjson/document.h>
-
 #include <cstdlib>
 #include <filesystem>
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "api/cli/bench_common.hpp"
 #include "api/cli/child_process.hpp"
@@ -34,7 +32,8 @@ Result<uint16_t> free_loopback_port() {
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return errno_error("bind 127.0.0.1:0");
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+    return errno_error("bind 127.0.0.1:0");
   socklen_t len = sizeof a;
   if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&a), &len) != 0) return errno_error("getsockname");
   return ntohs(a.sin_port);
@@ -79,13 +78,15 @@ Status BenchServer::start(const BenchServerOptions& o) {
     // /var/tmp, not /tmp: snapshots' memory files are VM-sized, and /tmp is
     // often (in tools/rig, always) a small tmpfs.
     const char* tmp = std::getenv("TMPDIR");
-    std::string tmpl = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/var/tmp") + "/forkvm-bench-api.XXXXXX";
+    std::string tmpl =
+        std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/var/tmp") + "/forkvm-bench-api.XXXXXX";
     if (::mkdtemp(tmpl.data()) == nullptr) return errno_error("mkdtemp " + tmpl);
     data_dir_ = tmpl;
     remove_data_ = true;
   }
-  auto key = FORKVM_TRY(run_timed({self_exe(), "keys", "create", "--data", data_dir_, "--label", "forkvm bench api"},
-                                  "", std::chrono::seconds(60)));
+  auto key =
+      FORKVM_TRY(run_timed({self_exe(), "keys", "create", "--data", data_dir_, "--label", "forkvm bench api"},
+                           "", std::chrono::seconds(60)));
   if (key.status != 0) return make_error("forkvm keys create failed: {}", trimmed(key.output));
   key_ = trimmed(key.output);
   if (key_.find('\n') != std::string::npos) key_ = key_.substr(key_.rfind('\n') + 1);
@@ -93,8 +94,8 @@ Status BenchServer::start(const BenchServerOptions& o) {
   uint16_t port = FORKVM_TRY(free_loopback_port());
   url_text_ = fmt::format("http://127.0.0.1:{}", port);
   url_ = FORKVM_TRY(parse_server_url(url_text_));
-  std::vector<std::string> argv = {self_exe(), "serve", "--listen", fmt::format("127.0.0.1:{}", port), "--data",
-                                   data_dir_};
+  std::vector<std::string> argv = {self_exe(), "serve",  "--listen", fmt::format("127.0.0.1:{}", port),
+                                   "--data",   data_dir_};
   if (o.vm_mem_mib > 0) argv.insert(argv.end(), {"--vm-mem", std::to_string(o.vm_mem_mib)});
   serve_ = FORKVM_TRY(engine::VmmProcess::spawn(argv, data_dir_ + "/serve.log"));
   auto deadline = std::chrono::steady_clock::now() + kListenWait;
@@ -106,8 +107,8 @@ Status BenchServer::start(const BenchServerOptions& o) {
     auto r = http_call(url_, health);
     if (r.ok() && r->status == 200) return {};
     if (!serve_->running())
-      return make_error("forkvm serve exited (status {}); see {}/serve.log", serve_->exit_status().value_or("?"),
-                        data_dir_);
+      return make_error("forkvm serve exited (status {}); see {}/serve.log",
+                        serve_->exit_status().value_or("?"), data_dir_);
     if (std::chrono::steady_clock::now() > deadline)
       return make_error("forkvm serve did not answer /healthz within {} s", kListenWait.count());
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -180,12 +181,14 @@ Status BenchServer::exec(const std::string& vm_id, const std::string& command) {
   FORKVM_CHECK(answer_ok(r, "exec-await"));
   auto out = FORKVM_TRY(parse_exec_output(r->body));
   if (out.status_code.value_or(-1) != 0)
-    return make_error("exec-await '{}' exited {}: {}", command, out.status_code.value_or(-1), out.stderr_text);
+    return make_error("exec-await '{}' exited {}: {}", command, out.status_code.value_or(-1),
+                      out.stderr_text);
   return {};
 }
 
 Result<std::vector<std::string>> BenchServer::fork(const std::string& vm_id, uint64_t count) {
-  auto r = call("POST", "/v1/vms/" + percent_encode_segment(vm_id) + "/fork", fmt::format(R"({{"count":{}}})", count));
+  auto r = call("POST", "/v1/vms/" + percent_encode_segment(vm_id) + "/fork",
+                fmt::format(R"({{"count":{}}})", count));
   FORKVM_CHECK(answer_ok(r, "fork"));
   rapidjson::Document d;
   d.Parse(r->body.data(), r->body.size());

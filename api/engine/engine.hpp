@@ -17,6 +17,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -194,6 +195,24 @@ class EventStream {
   virtual void cancel() = 0;
 };
 
+// A VM found running again when the server restarted.
+struct AdoptedVm {
+  std::string instance_id;
+  VmRuntime runtime;
+};
+
+// What the idle monitor (api/serve/idle_monitor.hpp) sees of a running VM.
+struct VmActivity {
+  std::optional<uint64_t> net_bytes;  // rx + tx bytes of its host-side network interface
+  int64_t last_api_ms = 0;            // the last API call into the VM (epoch ms)
+  bool busy = false;                  // a call into the VM is running now
+};
+
+// A VM whose VMM ended without being asked to: `state` is "stopped" (the
+// guest powered off) or "lost", and `reason` says why, for the VM's row.
+using VmExitListener =
+    std::function<void(const std::string& vm_id, const std::string& state, const std::string& reason)>;
+
 class VmEngine {
  public:
   virtual ~VmEngine() = default;
@@ -212,6 +231,16 @@ class VmEngine {
   virtual ApiStatus resize_vm(const CallContext& ctx, const VmRecord& vm, const ResizeVmRequest& req) = 0;
   virtual ApiResult<OptimizedVm> optimize_vm(const CallContext& ctx, const VmRecord& vm) = 0;
 
+  // After a server restart: takes back the VM whose row says it runs, if its
+  // VMM still runs. The error's message says why not; the row becomes lost.
+  virtual ApiResult<AdoptedVm> adopt_vm(const VmRecord& vm) {
+    return api_error(ErrorCode::NotImplemented, "VM " + vm.id + ": this engine cannot find running VMs again");
+  }
+  // A running VM's activity; nullopt when it does not run here.
+  virtual std::optional<VmActivity> activity(const VmRecord& /*vm*/) { return std::nullopt; }
+  // Called from the engine's own threads; set once, before serving.
+  virtual void set_exit_listener(VmExitListener /*listener*/) {}
+
   // Snapshots and forks.
   virtual ApiResult<CreatedSnapshot> snapshot_vm(const CallContext& ctx, const VmRecord& vm,
                                                  const SnapshotInput& input) = 0;
@@ -219,6 +248,12 @@ class VmEngine {
                                                      const CreateSnapshotInput& input) = 0;
   virtual ApiResult<ForkedVms> fork_vm(const CallContext& ctx, const VmRecord& vm,
                                        const ForkInput& input) = 0;
+
+  // Releases a snapshot's disk layers and removes its files; VMs made from
+  // it keep running on their own holds. The routes mark the row deleted.
+  virtual ApiStatus delete_snapshot(const CallContext& /*ctx*/, const SnapshotRecord& snapshot) {
+    return api_error(ErrorCode::NotImplemented, "snapshot " + snapshot.id + ": this engine keeps no snapshot files");
+  }
 
   // Guest operations (through the in-guest agent).
   // Enforces req.timeout_ms: past it, EXEC_TIMED_OUT (408) and the command is killed.

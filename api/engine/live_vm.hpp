@@ -2,6 +2,7 @@
 // api/engine/).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -23,6 +24,7 @@ struct LiveVm {
   std::string instance_id;
   uint32_t net_slot = 0;
   std::shared_ptr<VmmProcess> vmm;
+  std::atomic<int64_t> last_api_ms{0};  // epoch ms of the last API call into it (idle timeout)
 
   [[nodiscard]] agent::AgentClient agent(int64_t call_timeout_ms = 60000) const {
     agent::ClientOptions o;

@@ -22,8 +22,9 @@ namespace {
 
 constexpr uint64_t kGiB = 1ULL << 30;
 
-// The last lines of a VMM's log: why it stopped, for the error message.
-std::string log_tail(const std::string& path) {
+}  // namespace
+
+std::string vmm_log_tail(const std::string& path) {
   std::string text = read_text_file(path);
   size_t cut = text.size();
   for (int lines = 0; lines < 3 && cut > 0; lines++) {
@@ -40,11 +41,13 @@ std::string log_tail(const std::string& path) {
   return tail.empty() ? "(no output)" : tail;
 }
 
-}  // namespace
-
 LocalEngine::~LocalEngine() {
   stopping_ = true;
   if (warm_.joinable()) warm_.join();
+  // VMMs outlive the server (a restarted one finds them again); their
+  // watchers must not call into an engine that is gone.
+  std::lock_guard lock(watch_token_->mu);
+  watch_token_->engine = nullptr;
 }
 
 void LocalEngine::start_warm_up() {
@@ -158,7 +161,7 @@ ApiResult<std::shared_ptr<LiveVm>> LocalEngine::launch(const std::string& id, co
       release();
       return api_error(ErrorCode::InternalError,
                        fmt::format("the VMM exited (status {}) before the guest was ready: {}",
-                                   vm->vmm->exit_status().value_or("?"), log_tail(log_path)));
+                                   vm->vmm->exit_status().value_or("?"), vmm_log_tail(log_path)));
     }
     if (::access(vm->agent_socket.c_str(), F_OK) == 0 && vm->agent(5000).ready().ok()) break;
     if (stopping_ || std::chrono::steady_clock::now() > deadline) {
@@ -171,8 +174,13 @@ ApiResult<std::shared_ptr<LiveVm>> LocalEngine::launch(const std::string& id, co
   }
   // A disk made larger than the image: let the filesystem use it (online grow).
   if (grow_fs) (void)vm->agent().exec({.command = "resize2fs /dev/vda >/dev/null 2>&1"});
-  std::lock_guard lock(mu_);
-  live_[id] = vm;
+  write_runtime(*vm);
+  vm->last_api_ms = now_ms();
+  {
+    std::lock_guard lock(mu_);
+    live_[id] = vm;
+  }
+  watch_exit(vm);
   log(LogLevel::info, "engine: VM {} running (VMM pid {}, net slot {})", id, vm->vmm->pid(), vm->net_slot);
   return vm;
 }
@@ -205,7 +213,10 @@ void LocalEngine::remove_vm_files(const std::string& id) {
 
 ApiResult<std::shared_ptr<LiveVm>> LocalEngine::running(const VmRecord& vm) {
   auto live = find(vm.id);
-  if (live && live->vmm->running()) return live;
+  if (live && live->vmm->running()) {
+    live->last_api_ms = now_ms();  // every call into a guest passes here: the idle timer's API activity
+    return live;
+  }
   if (!live && vm.state == "suspended") {
     // An exec, file or terminal call resumes a suspended VM.
     auto lock = op_lock(vm.id);
@@ -219,6 +230,10 @@ ApiResult<std::shared_ptr<LiveVm>> LocalEngine::running(const VmRecord& vm) {
     return api_error(ErrorCode::VmNotRunning,
                      fmt::format("VM {} is not running: its VMM exited (status {})", vm.id, status));
   }
+  if (vm.state == "lost")
+    return api_error(ErrorCode::VmNotRunning,
+                     fmt::format("VM {} is lost: {}; starting it boots it again from its disk", vm.id,
+                                 vm.error_reason.value_or("its VMM is gone")));
   return api_error(ErrorCode::VmNotRunning,
                    fmt::format("VM {} is not running (state {}); start it first", vm.id, vm.state));
 }
@@ -458,6 +473,8 @@ Result<std::unique_ptr<VmEngine>> make_local_engine(const LocalEngineOptions& op
   if (ec) return make_error("create {}: {}", o.run_dir, ec.message());
   bool warm = o.warm_up;
   auto engine = std::make_unique<LocalEngine>(std::move(o), std::move(image));
+  // Before the warm-up launches anything: their network slots are taken.
+  engine->find_running_vmms();
   if (warm) engine->start_warm_up();
   return std::unique_ptr<VmEngine>(std::move(engine));
 }

@@ -15,6 +15,9 @@
 
 namespace forkvm::engine {
 
+// The last lines of a VMM's log: why it stopped, for error messages.
+[[nodiscard]] std::string vmm_log_tail(const std::string& path);
+
 using namespace forkvm::api;  // NOLINT(google-build-using-namespace): the engine speaks the API's types
 
 class LocalEngine final : public VmEngine {
@@ -62,6 +65,20 @@ class LocalEngine final : public VmEngine {
                                                      const std::string& terminal_id) override;
   ApiResult<std::string> terminal_output(const CallContext& ctx, const VmRecord& vm,
                                          const std::string& terminal_id) override;
+
+  // snapshot_delete.cpp
+  ApiStatus delete_snapshot(const CallContext& ctx, const SnapshotRecord& snapshot) override;
+
+  // vm_activity.cpp
+  std::optional<VmActivity> activity(const VmRecord& vm) override;
+
+  // vm_recovery.cpp
+  ApiResult<AdoptedVm> adopt_vm(const VmRecord& vm) override;
+  void set_exit_listener(VmExitListener listener) override;
+  // At start, before anything launches: the VMMs a previous server left
+  // running (their runtime files name them), tracked again with their
+  // network slots reserved. The rows decide later which ones are kept.
+  void find_running_vmms();
 
  private:
   // Resources a VM boots with: the create request's, changed by resize.
@@ -120,6 +137,26 @@ class LocalEngine final : public VmEngine {
   static ApiResult<ServiceCreated> create_service_on(LiveVm& vm, const SystemdUnit& unit);
   // Where watch-files looks: the VM's workdir, else the caller's home.
   [[nodiscard]] std::string watch_root(const CallContext& ctx, const VmRecord& vm) const;
+
+  // vm_recovery.cpp: <vm dir>/runtime names the VMM of a running VM (pid,
+  // network slot, instance id), so a restarted server finds it again.
+  void write_runtime(const LiveVm& vm) const;
+  // One thread per VMM: a VMM that ends while the engine still counts it as
+  // running (no stop, snapshot or delete took it down) is reported.
+  void watch_exit(const std::shared_ptr<LiveVm>& vm);
+  void on_vmm_exit(const std::shared_ptr<LiveVm>& vm);
+  struct WatchToken {
+    std::mutex mu;
+    LocalEngine* engine = nullptr;  // null once the engine is gone
+  };
+  static std::shared_ptr<WatchToken> make_token(LocalEngine* engine) {
+    auto t = std::make_shared<WatchToken>();
+    t->engine = engine;
+    return t;
+  }
+  std::shared_ptr<WatchToken> watch_token_ = make_token(this);
+  std::mutex listener_mu_;
+  VmExitListener listener_;
 
   LocalEngineOptions o_;
   GuestImage image_;

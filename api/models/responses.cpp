@@ -85,6 +85,8 @@ std::string get_vm(const VmRecord& vm) {
   o.field("id", vm.id).field("name", vm.name).field("vmInstanceId", vm.instance_id);
   o.field("lastNetworkActivity", ts(vm.last_activity_ms)).field("state", vm.state);
   o.field("cpuTimeSeconds", vm.cpu_time_seconds).field("buildId", vm.build_id);
+  // Why a VM is lost (its VMM died, or was gone when the server restarted).
+  if (vm.state == "lost" && vm.error_reason) o.field("message", *vm.error_reason);
   o.end_object();
   return o.take();
 }

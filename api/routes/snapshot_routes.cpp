@@ -9,6 +9,7 @@
 #include "api/models/requests.hpp"
 #include "api/models/responses.hpp"
 #include "api/routes/api.hpp"
+#include "vmm/log.hpp"
 
 namespace forkvm::api {
 
@@ -70,6 +71,11 @@ ApiResult<HttpReply> delete_snapshot(RouteContext& ctx) {
   // Lost a race with another delete of the same snapshot.
   if (!*done)
     return api_error(ErrorCode::SnapshotAlreadyDeleted, fmt::format("Snapshot already deleted: {}", s.id));
+  // After the row: only the one delete that won the race releases the layers.
+  // The snapshot is gone for the caller either way; leftovers are logged.
+  if (auto released = ctx.engine.delete_snapshot(ctx.call, s); !released.ok())
+    log(LogLevel::warn, "request {}: snapshot {}: its files stay: {}", ctx.call.request_id, s.id,
+        released.error().message);
   // The spec's body is {snapshot_id}; the SDK's snapshots.delete() promises
   // {snapshotId}. Both, so either reader finds the id.
   return HttpReply{json_response(

@@ -14,7 +14,9 @@
 
 #include "api/auth/auth.hpp"
 #include "api/routes/api.hpp"
+#include "api/serve/idle_monitor.hpp"
 #include "api/serve/unavailable_engine.hpp"
+#include "api/serve/vm_recovery.hpp"
 #include "api/store/store.hpp"
 #include "vmm/log.hpp"
 #include "vmm/unique_fd.hpp"
@@ -134,6 +136,16 @@ int run_serve(const ServeOptions& options) {
     engine_note = "unavailable (" + made.error().message + "); VM operations answer 501";
     engine = make_unavailable_engine(made.error().message);
   }
+  // VMMs outlive the server: take back those the store has as running
+  // before anyone can call, and hear about those that end on their own.
+  // Only the real engine can tell: without one, rows stay as they are.
+  if (made.ok()) {
+    engine->set_exit_listener(store_exit_listener(**store));
+    recover_vms(**store, *engine);
+  }
+  // idleTimeoutSeconds; destroyed (joined) before the engine and the store.
+  std::optional<IdleMonitor> idle;
+  if (made.ok()) idle.emplace(**store, *engine);
   Api api(**store, *engine, kOpenApiJson);
   HttpServerOptions http = options.http;
   http.handle_signals = false;  // the sigwait thread below does it

@@ -214,6 +214,18 @@ class SqliteStore final : public Store {
     return out;
   }
 
+  Result<std::vector<VmRecord>> list_vms_in_states(const std::vector<std::string>& states) override {
+    std::lock_guard lock(mu_);
+    std::vector<VmRecord> out;
+    for (const auto& state : states) {
+      auto s = FORKVM_TRY(db_.prepare(
+          fmt::format("SELECT {} FROM vms WHERE deleted = 0 AND state = ?1 ORDER BY created_at, id", kVmColumns)));
+      s.bind(1, state);
+      while (FORKVM_TRY(s.step())) out.push_back(read_vm(s));
+    }
+    return out;
+  }
+
   Result<bool> update_vm(const VmRecord& vm) override {
     std::lock_guard lock(mu_);
     auto s = FORKVM_TRY(db_.prepare(

@@ -148,6 +148,10 @@ class Store {
   // Replaces the row with the same (account_id, id); false if there is none.
   virtual Result<bool> update_vm(const VmRecord& vm) = 0;
 
+  // Every account's live (not deleted) VMs in one of `states`: what the
+  // server looks after itself (finding VMMs again at start, idle suspend).
+  virtual Result<std::vector<VmRecord>> list_vms_in_states(const std::vector<std::string>& states) = 0;
+
   virtual Status insert_snapshot(const SnapshotRecord& snapshot) = 0;
   virtual Result<std::optional<SnapshotRecord>> get_snapshot(std::string_view account_id,
                                                              std::string_view id) = 0;
