@@ -9,6 +9,7 @@
 #include <cerrno>
 
 #include "guestinit/protocol.hpp"
+#include "vmm/unique_fd.hpp"
 
 namespace forkvm::agent {
 
@@ -110,6 +111,32 @@ std::string parent_dir(const std::string& path) {
 std::string base_name(const std::string& path) {
   size_t p = path.find_last_of('/');
   return p == std::string::npos ? path : path.substr(p + 1);
+}
+
+Status write_file_atomic(const std::string& path, std::string_view content, mode_t mode) {
+  std::string dir = parent_dir(path);
+  std::string tmp = fmt::format("{}/.{}.forkvm-XXXXXX", dir, base_name(path));
+  UniqueFd fd(::mkostemp(tmp.data(), O_CLOEXEC));
+  if (!fd.valid()) return errno_error(fmt::format("create temp file in {}", dir));
+  // The temp file's name says which file was being replaced.
+  auto fail = [&](const char* verb) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    return errno_error(fmt::format("{} {}", verb, tmp), err);
+  };
+  while (!content.empty()) {
+    ssize_t n = ::write(fd.get(), content.data(), content.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail("write");
+    content.remove_prefix(static_cast<size_t>(n));
+  }
+  if (::fchmod(fd.get(), mode) != 0) return fail("chmod");
+  if (::fsync(fd.get()) != 0) return fail("fsync");
+  fd.reset();
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return fail("rename");
+  // The rename is durable only once the directory is synced.
+  if (UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)); dfd.valid()) ::fsync(dfd.get());
+  return {};
 }
 
 }  // namespace forkvm::agent

@@ -8,6 +8,8 @@
 #include <string>
 #include <string_view>
 
+#include "vmm/result.hpp"
+
 namespace forkvm::agent {
 
 std::string_view errno_code(int err);
@@ -20,5 +22,8 @@ int remove_tree(const std::string& path);
 // The directory part of path ("." when none); "/" stays "/".
 std::string parent_dir(const std::string& path);
 std::string base_name(const std::string& path);
+// Replaces path with content as one step: a temp file beside it, fsync,
+// rename, directory fsync. Readers see the old file or the new, never half.
+Status write_file_atomic(const std::string& path, std::string_view content, mode_t mode);
 
 }  // namespace forkvm::agent

@@ -43,6 +43,7 @@ constexpr OpEntry kOps[] = {
     {"group.create", op_group_create},
     {"stats", op_stats},
     {"ready", op_ready},
+    {"identity", op_identity},
 };
 
 }  // namespace

@@ -35,5 +35,6 @@ void op_user_create(Stream& s, const JsonValue& req);
 void op_group_create(Stream& s, const JsonValue& req);
 void op_stats(Stream& s, const JsonValue& req);
 void op_ready(Stream& s, const JsonValue& req);
+void op_identity(Stream& s, const JsonValue& req);  // after a fork or restore
 
 }  // namespace forkvm::agent

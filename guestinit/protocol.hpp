@@ -23,7 +23,7 @@ namespace forkvm::agent {
 // feature versions are negotiated in the hello frames.
 inline constexpr uint32_t kMagic = 0x31414B46u;
 inline constexpr uint16_t kProtocolMajor = 1;
-inline constexpr uint16_t kProtocolMinor = 0;
+inline constexpr uint16_t kProtocolMinor = 1;  // 1: the identity op
 inline constexpr size_t kHeaderSize = 16;
 // Caps the memory one frame can make either side allocate.
 inline constexpr uint32_t kMaxPayload = 1u << 20;
@@ -127,6 +127,7 @@ inline constexpr std::string_view kSystemdFailed = "SYSTEMD_FAILED";
 inline constexpr std::string_view kSystemdUnavailable = "SYSTEMD_UNAVAILABLE";
 inline constexpr std::string_view kUserExists = "USER_ALREADY_EXISTS";
 inline constexpr std::string_view kCommandFailed = "COMMAND_FAILED";
+inline constexpr std::string_view kIdentityFailed = "IDENTITY_FAILED";
 }  // namespace code
 
 }  // namespace forkvm::agent
