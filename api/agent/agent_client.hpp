@@ -99,6 +99,22 @@ struct ReadyInfo {
   double uptime_seconds = 0;
 };
 
+// The identity op, right after a live fork or a restore (PROTOCOL.md).
+struct IdentityRequest {
+  std::string seed{};                     // raw bytes, 16..512; empty: 64 from this host's getrandom()
+  std::optional<int64_t> unix_time_ns{};  // nullopt: this host's CLOCK_REALTIME, read just before sending
+  std::string hostname{};                 // empty: keep the guest's
+  bool regenerate_machine_id = false;
+};
+
+struct IdentityResult {
+  bool reseeded = false;
+  int64_t clock_offset_ns = 0;  // host - guest before the step
+  int64_t clock_step_ns = 0;    // the step the guest made (0: within 1 ms, none)
+  std::string machine_id;       // the new one, when regenerated
+  std::string hostname;         // the new one, when set
+};
+
 // Output sinks return false to cancel.
 using OutputSink = std::function<bool(Channel ch, std::string_view bytes)>;
 using ByteSink = std::function<bool(std::string_view bytes)>;
@@ -149,6 +165,10 @@ class AgentClient {
 
   Status user_create(const std::string& name, const std::vector<std::string>& groups = {});
   Status group_create(const std::string& name);
+
+  // Reseeds the guest's RNG, steps its clock and, as asked, gives it a new
+  // machine-id and hostname. IDENTITY_FAILED names the step that failed.
+  Result<IdentityResult> identity(const IdentityRequest& r = {});
 
   // Samples every interval_ms until on_sample returns false or *cancel is set.
   Status stats(int64_t interval_ms, const std::function<bool(const StatsSample&)>& on_sample,

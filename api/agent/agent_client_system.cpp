@@ -1,5 +1,10 @@
 // Typed agent calls: systemd, users and groups, stats.
+#include <sys/random.h>
+
+#include <ctime>
+
 #include "api/agent/agent_client.hpp"
+#include "guestinit/hex.hpp"
 
 namespace forkvm::agent {
 namespace {
@@ -61,6 +66,40 @@ Status AgentClient::user_create(const std::string& name, const std::vector<std::
 Status AgentClient::group_create(const std::string& name) {
   FORKVM_TRY(simple(req_name("group.create", name)));
   return {};
+}
+
+Result<IdentityResult> AgentClient::identity(const IdentityRequest& r) {
+  std::string seed = r.seed;
+  if (seed.empty()) {
+    seed.resize(64);
+    if (::getrandom(seed.data(), seed.size(), 0) != static_cast<ssize_t>(seed.size()))
+      return errno_error("identity: getrandom");
+  }
+  // Hello first, then the clock: the time sent is as fresh as it can be.
+  auto conn = FORKVM_TRY(AgentConnection::open(o_));
+  int64_t now = 0;
+  if (r.unix_time_ns) {
+    now = *r.unix_time_ns;
+  } else {
+    timespec ts{};
+    ::clock_gettime(CLOCK_REALTIME, &ts);
+    now = static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+  }
+  JsonWriter w;
+  w.begin_object().field("op", "identity").field("seed", hex_encode(seed)).field("unixTimeNs", now);
+  if (!r.hostname.empty()) w.field("hostname", r.hostname);
+  w.field("regenerateMachineId", r.regenerate_machine_id);
+  StreamHandlers h;
+  h.timeout_ms = o_.call_timeout_ms;
+  auto res = FORKVM_TRY(conn.run(w.end_object().view(), h));
+  auto d = FORKVM_TRY(parse_object(res));
+  IdentityResult out;
+  out.reseeded = bool_or(d, "reseeded", false);
+  out.clock_offset_ns = i64_or(d, "clockOffsetNs", 0);
+  out.clock_step_ns = i64_or(d, "clockStepNs", 0);
+  out.machine_id = str_or(d, "machineId");
+  out.hostname = str_or(d, "hostname");
+  return out;
 }
 
 Status AgentClient::stats(int64_t interval_ms, const std::function<bool(const StatsSample&)>& on_sample,

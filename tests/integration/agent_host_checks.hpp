@@ -18,6 +18,7 @@ void run_exec_checks(Context& c);
 void run_file_checks(Context& c);
 void run_watch_terminal_checks(Context& c);
 void run_protocol_checks(Context& c);
+void run_identity_refusal_checks(Context& c);
 
 inline std::string err_or(const forkvm::Error& e) { return e.message; }
 

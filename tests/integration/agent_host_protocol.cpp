@@ -129,4 +129,41 @@ void run_protocol_checks(Context& c) {
   }
 }
 
+// The identity op reseeds, steps the clock and renames the machine it runs
+// on, here this host: only refusals are checked, and each request is wrong
+// in a second way too (the agent checks seed, then time, then hostname),
+// so even a broken check cannot let one through.
+void run_identity_refusal_checks(Context& c) {
+  auto refused = [](const forkvm::Result<std::string>& r, std::string_view want) {
+    return !r.ok() && agent_error_code(r.error()) == code::kBadRequest &&
+           r.error().message.find(want) != std::string::npos;
+  };
+  auto why = [](const forkvm::Result<std::string>& r) {
+    return r.ok() ? "accepted: " + *r : r.error().message;
+  };
+  {
+    auto h = c.client.hello();
+    check("hello announces the identity op's minor", h.ok() && h->minor >= 1,
+          h.ok() ? fmt::format("minor {}", h->minor) : err_or(h.error()));
+  }
+  {
+    auto r = c.client.identity({.seed = "12345678", .unix_time_ns = 1, .hostname = "bad_name"});
+    bool ok = !r.ok() && agent_error_code(r.error()) == code::kBadRequest &&
+              r.error().message.find("seed has 8 bytes") != std::string::npos;
+    check("identity refuses a short seed", ok, r.ok() ? "accepted" : err_or(r.error()));
+  }
+  StreamHandlers h;
+  {
+    auto r = c.client.call(
+        R"({"op":"identity","seed":"not hex at all, but long enough to pass a length check"})", h);
+    check("identity refuses a seed that is not hex", refused(r, "not hex"), why(r));
+  }
+  {
+    auto r = c.client.call(
+        R"({"op":"identity","seed":"00112233445566778899aabbccddeeff","unixTimeNs":1700000000000,"hostname":"bad_name"})",
+        h);
+    check("identity refuses a time in milliseconds", refused(r, "unixTimeNs 1700000000000"), why(r));
+  }
+}
+
 }  // namespace agent_test

@@ -140,6 +140,7 @@ int main(int argc, char** argv) {
   agent_test::run_file_checks(ctx);
   agent_test::run_watch_terminal_checks(ctx);
   agent_test::run_protocol_checks(ctx);
+  agent_test::run_identity_refusal_checks(ctx);
 
   // Through a vsock-mux stand-in, with the CONNECT handshake.
   std::string mux_sock = dir + "/mux.sock";
