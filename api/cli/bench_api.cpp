@@ -5,6 +5,7 @@
 // spread over several VMs.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -79,6 +80,7 @@ struct ForkFigures {
   uint64_t count = 0;
   double response_ms = 0;  // POST .../fork answered
   double all_exec_ms = 0;  // from the POST until every child answered an exec
+  std::string error{};     // the fork failed: why (the other parts still run)
 };
 
 struct ConcurrentFigures {
@@ -214,13 +216,25 @@ int bench_api(const std::vector<std::string>& argv) {
   std::vector<ForkFigures> forks;
   for (uint64_t n : *fork_counts) {
     auto f = measure_fork(s, *main_vm, n);
-    if (!f) return fail(f.error());
+    if (!f) {
+      std::fprintf(stderr, "bench api: fork count %llu: %s\n", static_cast<unsigned long long>(n),
+                   f.error().message.c_str());
+      ForkFigures failed;
+      failed.count = n;
+      failed.error = f.error().message;
+      forks.push_back(failed);
+      continue;
+    }
     forks.push_back(*f);
   }
+  const bool fork_failed =
+      std::any_of(forks.begin(), forks.end(), [](const auto& f) { return !f.error.empty(); });
 
   std::optional<ConcurrentFigures> conc;
   if (*concurrent > 0) {
-    std::vector<std::string> pool = {*main_vm};
+    // A failed fork may have taken the parent down with it.
+    std::vector<std::string> pool;
+    if (s.exec(*main_vm, "true").ok()) pool.push_back(*main_vm);
     while (pool.size() < *vms) {
       auto id = s.create_vm();
       if (!id) return fail(id.error());
@@ -234,8 +248,10 @@ int bench_api(const std::vector<std::string>& argv) {
   if (args->has("json")) {
     std::string fj = "[";
     for (const auto& f : forks)
-      fj += fmt::format(R"({}{{"count":{},"response_ms":{:.3f},"all_exec_ms":{:.3f}}})",
-                        fj.size() > 1 ? "," : "", f.count, f.response_ms, f.all_exec_ms);
+      fj += f.error.empty() ? fmt::format(R"({}{{"count":{},"response_ms":{:.3f},"all_exec_ms":{:.3f}}})",
+                                          fj.size() > 1 ? "," : "", f.count, f.response_ms, f.all_exec_ms)
+                            : fmt::format(R"({}{{"count":{},"error":"{}"}})", fj.size() > 1 ? "," : "",
+                                          f.count, "failed, see stderr");
     fj += "]";
     std::string cj =
         conc ? fmt::format(R"({{"requests":{},"vms":{},"errors":{},"wall_ms":{:.3f},"latency":{}}})",
@@ -255,9 +271,14 @@ int bench_api(const std::vector<std::string>& argv) {
     std::printf("exec-await `true`, HTTP:     %s\n", pct_text(http).c_str());
     std::printf("exec `true`, agent directly: %s\n", pct_text(direct).c_str());
     std::printf("HTTP overhead (p50 - p50):   %.2f ms\n", http.p50 - direct.p50);
-    for (const auto& f : forks)
-      std::printf("fork count %-3llu answered %.1f ms, every child answered an exec %.1f ms\n",
-                  static_cast<unsigned long long>(f.count), f.response_ms, f.all_exec_ms);
+    for (const auto& f : forks) {
+      if (!f.error.empty())
+        std::printf("fork count %-3llu FAILED: %s\n", static_cast<unsigned long long>(f.count),
+                    f.error.c_str());
+      else
+        std::printf("fork count %-3llu answered %.1f ms, every child answered an exec %.1f ms\n",
+                    static_cast<unsigned long long>(f.count), f.response_ms, f.all_exec_ms);
+    }
     if (conc)
       std::printf(
           "%llu concurrent exec-awaits over %llu VMs: %llu errors, all done in %.1f ms, each %s%s%s\n",
@@ -265,7 +286,7 @@ int bench_api(const std::vector<std::string>& argv) {
           static_cast<unsigned long long>(conc->errors), conc->wall_ms, pct_text(conc->latency).c_str(),
           conc->errors ? "; first error: " : "", conc->first_error.c_str());
   }
-  return conc && conc->errors > 0 ? 1 : 0;
+  return fork_failed || (conc && conc->errors > 0) ? 1 : 0;
 }
 
 }  // namespace forkvm::cli

@@ -26,6 +26,8 @@
 
 #include "api/http/server.hpp"
 
+#include <fcntl.h>
+
 // GCC's -Wnull-dereference fires inside Asio's io_context after inlining
 // into this file (the location is a Boost header, but middle-end warnings
 // are not suppressed for system headers once inlined). Asio's pointers there
@@ -111,6 +113,10 @@ class ServerImpl final : public HttpServer {
     if (ec) return make_error("listen address '{}': {}", options_.host, ec.message());
     tcp::endpoint ep(addr, options_.port);
     acceptor_.open(ep.protocol(), ec);
+    // Asio opens sockets without CLOEXEC, and every VMM is forked from this
+    // process and outlives it: an inherited listening socket would keep the
+    // port bound (and connections queued on it unanswered) after a restart.
+    if (!ec) ::fcntl(acceptor_.native_handle(), F_SETFD, FD_CLOEXEC);
     if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
     if (!ec) acceptor_.bind(ep, ec);
     if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
@@ -164,6 +170,10 @@ class ServerImpl final : public HttpServer {
           beast::error_code ignored;
           socket.close(ignored);
         } else {
+          // Not inherited by VMMs forked later (see listen()). A fork in the
+          // instant before this still takes a copy, kept by that VMM; only
+          // closing every inherited descriptor in the spawned child closes that gap.
+          ::fcntl(socket.native_handle(), F_SETFD, FD_CLOEXEC);
           auto c = std::make_shared<Connection>(*this, std::move(socket));
           connections_.emplace(c.get(), c);
           c->start();

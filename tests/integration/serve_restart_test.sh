@@ -24,7 +24,7 @@ fail() { echo "FAIL: $*"; echo "--- serve.log (tail)"; tail -30 "$data/serve.log
 start_serve() {
   "$forkvm" serve --listen 127.0.0.1:"$port" --data "$data" --vm-mem 512 >>"$data/serve.log" 2>&1 &
   serve=$!
-  for _ in $(seq 300); do curl -sf "$base/healthz" >/dev/null && return 0; sleep 0.2; done
+  for _ in $(seq 300); do curl -sf -m 5 "$base/healthz" >/dev/null && return 0; sleep 0.2; done
   fail "serve did not answer /healthz"
 }
 # api METHOD PATH [BODY]: the response body on stdout; fails on a non-200 answer.
