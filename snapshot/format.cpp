@@ -77,8 +77,9 @@ std::vector<uint8_t> StateFileWriter::encode() const {
   return out;
 }
 
-Status StateFileWriter::write(const std::string& path) const {
-  const std::vector<uint8_t> bytes = encode();
+Status StateFileWriter::write(const std::string& path) const { return write_file_atomic(path, encode()); }
+
+Status write_file_atomic(const std::string& path, std::span<const uint8_t> bytes) {
   const std::string tmp = path + ".tmp";
   UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   if (!fd.valid()) return errno_error(fmt::format("create {}", tmp));

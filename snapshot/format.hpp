@@ -42,7 +42,12 @@ enum SectionId : uint32_t {
   kVcpu = 3,     // one per vCPU, instance = vCPU index
   kVirtio = 4,   // one per virtio-mmio transport, instance = its index
   kLegacy = 5,   // serial, i8042, ACPI PM
-  kMemory = 6,   // the memory file: name, size, regions
+  kMemory = 6,   // the memory file: name, size
+  // Instead of kMemory (so that a reader without it refuses the file rather
+  // than mapping a delta as if it were all of memory): a base memory file,
+  // a file of the pages that differ from it (extents: written pages, holes:
+  // the base's), and the size.
+  kMemoryDelta = 7,
 };
 
 // CRC-32C (Castagnoli), the iSCSI/ext4 polynomial; crc32c("123456789") == 0xE3069283.
@@ -54,13 +59,16 @@ struct Section {
   std::vector<uint8_t> payload;
 };
 
+// Writes path.tmp, fsyncs and renames it over path, so a crash never leaves
+// a half-written file under the final name.
+[[nodiscard]] Status write_file_atomic(const std::string& path, std::span<const uint8_t> bytes);
+
 class StateFileWriter {
  public:
   void add(uint32_t id, uint32_t instance, std::vector<uint8_t> payload);
   // The whole file as bytes (header, sections, end).
   [[nodiscard]] std::vector<uint8_t> encode() const;
-  // Writes path.tmp, fsyncs and renames it over path, so a crash never
-  // leaves a half-written state file under the final name.
+  // write_file_atomic of encode().
   [[nodiscard]] Status write(const std::string& path) const;
 
  private:

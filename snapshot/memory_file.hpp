@@ -3,8 +3,13 @@
 // Written sparse: all-zero 4 KiB pages are holes, so a mostly idle 256 MiB
 // guest costs only the pages it touched, and restore reads holes as zeros.
 //
-// The VM is paused for the whole write. A write-protect (userfaultfd) or
-// fork()-based background copy can shorten that pause later (design doc 5.2).
+// A machine restored from a memory file maps it MAP_PRIVATE: the pages the
+// guest wrote since are the mapping's anonymous (copy-on-write) pages, and
+// /proc/self/pagemap tells them from the file's. A delta file holds just
+// those, so a suspend after a restore writes O(pages changed), not O(RAM).
+//
+// The writers only read guest RAM; the VMM calls them from a fork()ed copy
+// of itself so the guest runs on meanwhile (vmm/machine_snapshot.cpp).
 #pragma once
 
 #include <cstdint>
@@ -24,5 +29,13 @@ struct MemoryFileStats {
 // and then calls sync_file(), so the disk flush is not part of the pause.
 Result<MemoryFileStats> write_memory_file(const GuestMemory& memory, const std::string& path);
 Status sync_file(const std::string& path);
+
+// Writes, at their offsets in a file as long as RAM, the pages of `memory`
+// (a map_file_private() mapping) that no longer come from the file it
+// maps, zero or not: written extents are the delta, holes are the base's.
+Result<MemoryFileStats> write_memory_delta(const GuestMemory& memory, const std::string& path);
+// Copies every data extent of delta file `fd` into `memory` (the base
+// mapping), which makes those pages private; `path` names it in errors.
+Status apply_memory_delta(const GuestMemory& memory, int fd, const std::string& path);
 
 }  // namespace forkvm::snapshot

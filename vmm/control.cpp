@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <memory>
 
 #include "vmm/log.hpp"
 
@@ -105,7 +106,7 @@ void ControlServer::on_accept() {
     UniqueFd owned(fd);
     if (connections_.size() >= kMaxConnections) continue;  // closed: a client that leaks connections
     if (!loop_.watch_readable(fd, [this, fd] { on_readable(fd); }).ok()) continue;
-    connections_.emplace(fd, Connection{std::move(owned), {}});
+    connections_.emplace(fd, Connection{std::move(owned), {}, next_serial_++, false});
   }
 }
 
@@ -130,110 +131,201 @@ void ControlServer::on_readable(int fd) {
       return close_connection(fd);
     }
   }
-  size_t nl;
-  while ((nl = c.buffer.find('\n')) != std::string::npos) {
+  process_lines(fd);
+}
+
+void ControlServer::process_lines(int fd) {
+  for (;;) {
+    auto it = connections_.find(fd);
+    if (it == connections_.end() || it->second.waiting) return;
+    Connection& c = it->second;
+    const size_t nl = c.buffer.find('\n');
+    if (nl == std::string::npos) return;
     const std::string line = c.buffer.substr(0, nl);
     c.buffer.erase(0, nl + 1);
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    bool stop_after = false;
-    send_all(fd, handle(line, stop_after) + "\n");
-    if (stop_after) {
-      target_.control_stop();
-      return;
-    }
+    c.waiting = true;
+    auto in_handle = std::make_shared<bool>(true);
+    handle(line, [this, fd, serial = c.serial, in_handle](std::string response, bool stop_after) {
+      auto conn = connections_.find(fd);
+      if (conn == connections_.end() || conn->second.serial != serial) {
+        if (stop_after) target_.control_stop();  // the client left; the stop still stands
+        return;
+      }
+      send_all(fd, response + "\n");
+      conn->second.waiting = false;
+      if (stop_after) {
+        target_.control_stop();
+        return;
+      }
+      if (*in_handle) return;  // answered at once: the loop below goes on
+      // A late answer: serve what the client sent meanwhile.
+      loop_.post([this, fd] { process_lines(fd); });
+    });
+    *in_handle = false;
+    // Not answered yet: the reply comes later on this loop.
+    if (connections_.count(fd) == 0 || connections_.at(fd).waiting) return;
   }
 }
 
-std::string ControlServer::handle(std::string_view request, bool& stop_after) {
-  stop_after = false;
+namespace {
+
+std::string snapshot_response(const SnapshotStats& r) {
+  return ok_response([&](JsonWriter& w) {
+    w.Key("dir");
+    w.String(r.dir.c_str());
+    w.Key("pause_ms");
+    w.Double(r.pause_ms);
+    w.Key("total_ms");
+    w.Double(r.total_ms);
+    w.Key("state_bytes");
+    w.Uint64(r.state_bytes);
+    w.Key("memory_file_bytes");
+    w.Uint64(r.memory_file_bytes);
+    w.Key("memory_data_bytes");
+    w.Uint64(r.memory_data_bytes);
+    w.Key("memory_delta");
+    w.Bool(r.memory_delta);
+    w.Key("disks");
+    w.StartArray();
+    for (const auto& d : r.disks) w.String(d.c_str());
+    w.EndArray();
+    w.Key("stopped");
+    w.Bool(r.stopped);
+  });
+}
+
+std::string fork_response(const ForkStats& r) {
+  return ok_response([&](JsonWriter& w) {
+    w.Key("pause_ms");
+    w.Double(r.pause_ms);
+    w.Key("children");
+    w.StartArray();
+    for (const auto& c : r.children) {
+      w.StartObject();
+      w.Key("pid");
+      w.Int(c.pid);
+      w.Key("control");
+      w.String(c.control.c_str());
+      w.Key("console");
+      w.String(c.console.c_str());
+      w.EndObject();
+    }
+    w.EndArray();
+  });
+}
+
+const char* string_member(const rapidjson::Value& v, const char* name) {
+  if (!v.HasMember(name) || !v[name].IsString()) return nullptr;
+  return v[name].GetString();
+}
+
+Result<ForkChildSpec> parse_fork_child(const rapidjson::Value& v) {
+  if (!v.IsObject()) return make_error("each of \"children\" must be an object");
+  ForkChildSpec c;
+  for (const char* key : {"control", "console", "vsock", "log"}) {
+    if (v.HasMember(key) && !v[key].IsString()) return make_error("child \"{}\" must be a string", key);
+  }
+  if (const char* s = string_member(v, "control")) c.control = s;
+  if (c.control.empty()) return make_error("every child needs \"control\", its control socket path");
+  if (const char* s = string_member(v, "console")) c.console = s;
+  if (const char* s = string_member(v, "vsock")) c.vsock = s;
+  if (const char* s = string_member(v, "log")) c.log = s;
+  if (v.HasMember("cid")) {
+    if (!v["cid"].IsUint()) return make_error("child \"cid\" must be an unsigned integer");
+    c.vsock_cid = v["cid"].GetUint();
+  }
+  if (v.HasMember("net_slot")) {
+    if (!v["net_slot"].IsUint()) return make_error("child \"net_slot\" must be an unsigned integer");
+    c.net_slot = v["net_slot"].GetUint();
+  }
+  if (v.HasMember("disks")) {
+    if (!v["disks"].IsArray()) return make_error("child \"disks\" must be an array of directories");
+    for (const auto& d : v["disks"].GetArray()) {
+      if (!d.IsString() || d.GetStringLength() == 0) return make_error("child \"disks\" must hold directory paths");
+      c.disk_dirs.emplace_back(d.GetString());
+    }
+  }
+  return c;
+}
+
+Result<ForkRequest> parse_fork(const rapidjson::Document& doc) {
+  ForkRequest r;
+  if (doc.HasMember("children")) {
+    if (!doc["children"].IsArray() || doc["children"].Empty()) return make_error("\"children\" must be a non-empty array");
+    for (const auto& c : doc["children"].GetArray()) r.children.push_back(FORKVM_TRY(parse_fork_child(c)));
+    r.count = static_cast<uint32_t>(r.children.size());
+    return r;
+  }
+  if (!doc.HasMember("count") || !doc["count"].IsUint()) return make_error("fork needs \"count\", 1..64");
+  const char* prefix = string_member(doc, "prefix");
+  if (prefix == nullptr || *prefix == 0) {
+    return make_error("fork needs \"prefix\", a path prefix for the children's sockets and consoles");
+  }
+  r.count = doc["count"].GetUint();
+  r.prefix = prefix;
+  return r;
+}
+
+}  // namespace
+
+void ControlServer::handle(std::string_view request, Reply reply) {
   rapidjson::Document doc;
   doc.Parse(request.data(), request.size());
-  if (doc.HasParseError() || !doc.IsObject()) return error_response("request is not a JSON object");
-  if (!doc.HasMember("op") || !doc["op"].IsString()) return error_response("request has no \"op\" string");
-  const std::string op = doc["op"].GetString();
+  if (doc.HasParseError() || !doc.IsObject()) return reply(error_response("request is not a JSON object"), false);
+  const char* op_name = string_member(doc, "op");
+  if (op_name == nullptr) return reply(error_response("request has no \"op\" string"), false);
+  const std::string op = op_name;
   if (op == "status") {
     const ControlStatus s = target_.control_status();
-    return ok_response([&](JsonWriter& w) {
-      w.Key("state");
-      w.String(s.paused ? "paused" : "running");
-      w.Key("cpus");
-      w.Uint(s.cpus);
-      w.Key("mem_mib");
-      w.Uint64(s.mem_mib);
-      w.Key("restored");
-      w.Bool(s.restored);
-      if (s.vsock_cid) {
-        w.Key("vsock_cid");
-        w.Uint64(*s.vsock_cid);
-      }
-    });
+    return reply(ok_response([&](JsonWriter& w) {
+                   w.Key("state");
+                   w.String(s.paused ? "paused" : "running");
+                   w.Key("cpus");
+                   w.Uint(s.cpus);
+                   w.Key("mem_mib");
+                   w.Uint64(s.mem_mib);
+                   w.Key("restored");
+                   w.Bool(s.restored);
+                   if (s.vsock_cid) {
+                     w.Key("vsock_cid");
+                     w.Uint64(*s.vsock_cid);
+                   }
+                 }),
+                 false);
   }
   if (op == "pause" || op == "resume") {
     const Status s = op == "pause" ? target_.control_pause() : target_.control_resume();
-    if (!s.ok()) return error_response(s.error().message);
-    return ok_response([&](JsonWriter& w) {
-      w.Key("state");
-      w.String(op == "pause" ? "paused" : "running");
-    });
+    if (!s.ok()) return reply(error_response(s.error().message), false);
+    return reply(ok_response([&](JsonWriter& w) {
+                   w.Key("state");
+                   w.String(op == "pause" ? "paused" : "running");
+                 }),
+                 false);
   }
   if (op == "snapshot") {
-    if (!doc.HasMember("dir") || !doc["dir"].IsString() || doc["dir"].GetStringLength() == 0) {
-      return error_response("snapshot needs \"dir\", a directory path");
-    }
-    bool stop = false;
+    const char* dir = string_member(doc, "dir");
+    if (dir == nullptr || *dir == 0) return reply(error_response("snapshot needs \"dir\", a directory path"), false);
+    SnapshotRequest req{dir, false};
     if (doc.HasMember("stop")) {
-      if (!doc["stop"].IsBool()) return error_response("\"stop\" must be true or false");
-      stop = doc["stop"].GetBool();
+      if (!doc["stop"].IsBool()) return reply(error_response("\"stop\" must be true or false"), false);
+      req.stop = doc["stop"].GetBool();
     }
-    auto r = target_.control_snapshot(doc["dir"].GetString(), stop);
-    if (!r.ok()) return error_response(r.error().message);
-    stop_after = r->stopped;
-    return ok_response([&](JsonWriter& w) {
-      w.Key("dir");
-      w.String(r->dir.c_str());
-      w.Key("pause_ms");
-      w.Double(r->pause_ms);
-      w.Key("state_bytes");
-      w.Uint64(r->state_bytes);
-      w.Key("memory_file_bytes");
-      w.Uint64(r->memory_file_bytes);
-      w.Key("memory_data_bytes");
-      w.Uint64(r->memory_data_bytes);
-      w.Key("stopped");
-      w.Bool(r->stopped);
+    target_.control_snapshot(req, [reply](Result<SnapshotStats> r) {
+      if (!r.ok()) return reply(error_response(r.error().message), false);
+      reply(snapshot_response(*r), r->stopped);
     });
+    return;
   }
   if (op == "fork") {
-    if (!doc.HasMember("count") || !doc["count"].IsUint())
-      return error_response("fork needs \"count\", 1..64");
-    if (!doc.HasMember("prefix") || !doc["prefix"].IsString() || doc["prefix"].GetStringLength() == 0) {
-      return error_response("fork needs \"prefix\", a path prefix for the children's sockets and consoles");
-    }
-    auto r = target_.control_fork(doc["count"].GetUint(), doc["prefix"].GetString());
-    if (!r.ok()) return error_response(r.error().message);
-    return ok_response([&](JsonWriter& w) {
-      w.Key("pause_ms");
-      w.Double(r->pause_ms);
-      w.Key("children");
-      w.StartArray();
-      for (const auto& c : r->children) {
-        w.StartObject();
-        w.Key("pid");
-        w.Int(c.pid);
-        w.Key("control");
-        w.String(c.control.c_str());
-        w.Key("console");
-        w.String(c.console.c_str());
-        w.EndObject();
-      }
-      w.EndArray();
-    });
+    auto req = parse_fork(doc);
+    if (!req.ok()) return reply(error_response(req.error().message), false);
+    auto r = target_.control_fork(*req);
+    if (!r.ok()) return reply(error_response(r.error().message), false);
+    return reply(fork_response(*r), false);
   }
-  if (op == "stop") {
-    stop_after = true;
-    return ok_response([](JsonWriter&) {});
-  }
-  return error_response(fmt::format("unknown op '{}' (status, pause, resume, snapshot, fork, stop)", op));
+  if (op == "stop") return reply(ok_response([](JsonWriter&) {}), true);
+  reply(error_response(fmt::format("unknown op '{}' (status, pause, resume, snapshot, fork, stop)", op)), false);
 }
 
 Result<std::string> control_request(const std::string& path, std::string_view request_json, int timeout_ms) {

@@ -7,24 +7,35 @@
 //   {"op":"pause"}    -> {"ok":true,"state":"paused"}
 //   {"op":"resume"}   -> {"ok":true,"state":"running"}
 //   {"op":"snapshot","dir":"/path"[,"stop":true]}
-//                     -> {"ok":true,"dir":"/path","pause_ms":F,"state_bytes":N,
-//                         "memory_file_bytes":N,"memory_data_bytes":N,"stopped":bool}
-//                        pauses the vCPUs, writes DIR/state and DIR/memory, then
-//                        resumes (unless the VM was paused by "pause", or "stop":true,
-//                        in which case the VMM exits after the response)
+//                     -> {"ok":true,"dir":"/path","pause_ms":F,"total_ms":F,"state_bytes":N,
+//                         "memory_file_bytes":N,"memory_data_bytes":N,"memory_delta":bool,
+//                         "disks":["/path/chain",...],"stopped":bool}
+//                        pauses the vCPUs, saves device/vCPU/VM state and freezes every
+//                        writable layered disk (DIR/chain, DIR/chain.1, ...: the disk as the
+//                        memory saw it; the VM goes on with a new top layer). Then the
+//                        guest runs again while a fork()ed copy of the VMM writes memory;
+//                        the response comes when the snapshot is complete on disk
+//                        (total_ms). With "stop":true memory is written while paused and
+//                        the VMM exits after the response.
 //   {"op":"fork","count":N,"prefix":"/tmp/p"}
+//   {"op":"fork","children":[{"control":P,"console":P,"vsock":P,"cid":C,"net_slot":S,
+//                             "disks":[DIR,...],"log":P},...]}
 //                     -> {"ok":true,"pause_ms":F,"children":[{"pid":P,"control":"/tmp/p-1.ctl",
 //                         "console":"/tmp/p-1.console"},...]}
 //                        live fork: N child VMMs continue from this instant, sharing
-//                        guest RAM copy-on-write (Machine::fork; read-only disks only)
+//                        guest RAM copy-on-write (Machine::fork). Each writable layered
+//                        disk is frozen; every child gets a chain of its own in DIR
+//                        (default PREFIX-i.disk<d>) over the frozen layers.
 //   {"op":"stop"}     -> {"ok":true}, then the VMM exits (`forkvm run` status 130)
 //   anything else     -> {"ok":false,"error":"..."}
 //
-// Requests run on the event loop thread, one at a time; a snapshot blocks
-// the loop while it writes, which is fine because the guest is paused then.
+// Requests run on the event loop thread, one at a time per connection; a
+// snapshot answers once its memory is written, and the loop serves devices
+// and other connections meanwhile.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -46,13 +57,38 @@ struct ControlStatus {
   std::optional<uint64_t> vsock_cid;
 };
 
+struct SnapshotRequest {
+  std::string dir;
+  bool stop = false;
+};
+
 struct SnapshotStats {
   std::string dir;
   double pause_ms = 0;  // vCPUs paused until resumed (or until saved, with stop)
+  double total_ms = 0;  // until the snapshot was complete on disk
   uint64_t state_bytes = 0;
-  uint64_t memory_file_bytes = 0;  // the file's length (= guest RAM)
-  uint64_t memory_data_bytes = 0;  // non-zero pages actually written
+  uint64_t memory_file_bytes = 0;  // guest RAM
+  uint64_t memory_data_bytes = 0;  // bytes of memory actually written
+  bool memory_delta = false;       // only the pages that differ from the file the VM was restored from
+  std::vector<std::string> disks;  // frozen chain descriptors, per writable layered disk
   bool stopped = false;
+};
+
+// One child of a live fork. Empty fields are derived from the parent's.
+struct ForkChildSpec {
+  std::string control;  // its control socket
+  std::string console;
+  std::string vsock;  // its vsock socket (when the parent has vsock)
+  uint64_t vsock_cid = 0;
+  std::optional<uint32_t> net_slot;
+  std::vector<std::string> disk_dirs;  // a new chain per writable layered disk
+  std::string log;                     // its stdout and stderr (default: the parent's)
+};
+
+struct ForkRequest {
+  uint32_t count = 0;
+  std::string prefix;                   // names for children not spelled out
+  std::vector<ForkChildSpec> children;  // when given, count = children.size()
 };
 
 struct ForkChild {
@@ -73,11 +109,13 @@ class ControlTarget {
   virtual ControlStatus control_status() = 0;
   virtual Status control_pause() = 0;
   virtual Status control_resume() = 0;
-  // Leaves the VM paused when `stop`; the server then calls control_stop()
-  // after the response is out.
-  virtual Result<SnapshotStats> control_snapshot(const std::string& dir, bool stop) = 0;
+  // Calls `done` on the loop thread once the snapshot is complete (maybe
+  // before returning). Leaves the VM paused when `stop`; the server then
+  // calls control_stop() after the response is out.
+  using SnapshotDone = std::function<void(Result<SnapshotStats>)>;
+  virtual void control_snapshot(const SnapshotRequest& request, SnapshotDone done) = 0;
   virtual void control_stop() = 0;
-  virtual Result<ForkStats> control_fork(uint32_t count, const std::string& prefix) = 0;
+  virtual Result<ForkStats> control_fork(const ForkRequest& request) = 0;
 };
 
 class ControlServer {
@@ -90,20 +128,26 @@ class ControlServer {
   ControlServer& operator=(const ControlServer&) = delete;
   ~ControlServer();  // unlinks the socket path
 
-  // The response line (without newline) for one request line; public for tests.
-  // `stop_after` is set when the VMM must stop once the response is sent.
-  std::string handle(std::string_view request, bool& stop_after);
+  // Answers one request line: `reply` gets the response line (without
+  // newline) and whether the VMM must stop once it is sent, now or later
+  // (a snapshot answers when written). Public for tests.
+  using Reply = std::function<void(std::string line, bool stop_after)>;
+  void handle(std::string_view request, Reply reply);
 
  private:
   ControlServer(EventLoop& loop, std::string path, UniqueFd listener, ControlTarget& target);
   void on_accept();
   void on_readable(int fd);
+  void process_lines(int fd);
   void close_connection(int fd);
 
   struct Connection {
     UniqueFd fd;
     std::string buffer;
+    uint64_t serial = 0;   // tells a reused fd from the connection a late reply was for
+    bool waiting = false;  // a request is being answered: later lines wait
   };
+  uint64_t next_serial_ = 1;
   EventLoop& loop_;
   std::string path_;
   UniqueFd listener_;

@@ -96,18 +96,21 @@ class Machine {
   // `config` (snapshot/machine_config.hpp). The guest continues where it
   // was saved once run() is called; its vsock connections are reset.
   static Result<std::unique_ptr<Machine>> restore(const MachineConfig& config, const std::string& dir);
-  // Pauses the vCPUs, writes `dir` (created if missing; an earlier snapshot
-  // there is replaced without disturbing VMs restored from it), and resumes
-  // them unless `stop`, in which case run() then returns ExitKind::stopped.
+  // Pauses the vCPUs, saves state and freezes writable layered disks into
+  // `dir` (created if missing; an earlier snapshot there is replaced
+  // atomically, without disturbing VMs restored from it), resumes them and
+  // returns once memory is written by a fork()ed copy. With `stop` memory
+  // is written while paused and run() then returns ExitKind::stopped.
   // Any thread; while run() runs the work is done on the event loop.
   Result<SnapshotStats> save_snapshot(const std::string& dir, bool stop = false);
-  // Live fork: pauses the vCPUs, saves state to memory, and fork()s `count`
-  // child VMMs that share guest RAM copy-on-write and continue from that
-  // instant; the parent resumes. Child i (1-based) uses console
-  // PREFIX-i.console, control socket PREFIX-i.ctl, vsock PREFIX-i.vsock
-  // with CID parent+i, net slot parent+i. Only with read-only disks for
-  // now. Call on the event loop thread (the control socket's "fork" op).
-  Result<ForkStats> fork(uint32_t count, const std::string& prefix);
+  // Live fork: pauses the vCPUs, saves state to memory, freezes writable
+  // layered disks and fork()s child VMMs that share guest RAM copy-on-write
+  // and continue from that instant; the parent resumes. Children not
+  // spelled out in the request use PREFIX-i.{console,ctl,vsock,disk<d>},
+  // vsock CID parent+i, net slot parent+i (vmm/control.hpp). Writable raw
+  // disks cannot fork. Call on the event loop thread (the control socket's
+  // "fork" op).
+  Result<ForkStats> fork(const ForkRequest& request);
   // Pauses / resumes every vCPU (devices keep running). Any thread.
   Status pause();
   Status resume();

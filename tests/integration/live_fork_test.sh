@@ -6,7 +6,9 @@
 # Boots the counting test initramfs (forkvm.test=counter), forks two children
 # while it counts, and checks that the parent keeps counting and that each
 # child goes on counting from the parent's count at the fork (same memory,
-# CPU and timer state, no reboot), each on its own console and socket.
+# CPU and timer state, no reboot), each on its own console and socket. The
+# guest has a writable layered disk: the fork freezes it and each child gets
+# a chain of its own over the frozen layer.
 # Sockets live under /tmp: the rig's 9p shares cannot hold Unix sockets.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -48,8 +50,11 @@ wait_count() {
 }
 ctl() { "$forkvm" control --control "$1" "$2"; }
 
+truncate -s 16M "$d/blank.img"
+"$forkvm" disk create-chain --base "$d/blank.img" --dir "$d/disk" >/dev/null || fail "create-chain"
 timeout -k 5 "$guest_timeout" "$forkvm" run --kernel "$vmlinux" --initrd "$initramfs" --mem 256 \
-  --cmdline forkvm.test=counter --console "$d/parent.console" --control "$d/parent.ctl" >"$d/parent.log" 2>&1 &
+  --disk "chain:$d/disk" --cmdline forkvm.test=counter --console "$d/parent.console" \
+  --control "$d/parent.ctl" >"$d/parent.log" 2>&1 &
 parent=$!
 pids+=("$parent")
 wait_count "$d/parent.console" 15 60
@@ -67,8 +72,18 @@ for i in 1 2; do
   ((first >= before + 1 && first <= after + 2)) || fail "child $i: first count $first, parent was at $before..$after"
   grep -aq FORKVM-GUEST-READY "$c" && fail "child $i booted again instead of continuing"
   ctl "$d/child-$i.ctl" '{"op":"status"}' | grep -q '"restored":true' || fail "child $i: status"
+  # Its own top layer over the parent's frozen one: three layers in all.
+  layers=$("$forkvm" disk info "$d/child-$i.disk0" | grep -c '^layer [0-9]') || true
+  [[ $layers == 2 ]] || { "$forkvm" disk info "$d/child-$i.disk0"; fail "child $i: chain has $layers layers, expected 2"; }
   echo "child $i: continued at count $first, now at $(last_count "$c")"
 done
+# A live snapshot: the pause is short, the parent counts on, the snapshot is whole.
+ctl "$d/parent.ctl" "{\"op\":\"snapshot\",\"dir\":\"$d/snap\"}" | tee "$d/snap.json" || fail "live snapshot"
+grep -q '"stopped":false' "$d/snap.json" || fail "the live snapshot stopped the VM"
+for f in state memory chain; do [[ -s $d/snap/$f ]] || fail "the live snapshot has no $f"; done
+at=$(last_count "$d/parent.console")
+wait_count "$d/parent.console" $((at + 5)) 60
+echo "parent: counting on after a live snapshot ($(grep -oE '"pause_ms":[0-9.]+' "$d/snap.json"))"
 for i in 1 2; do ctl "$d/child-$i.ctl" '{"op":"stop"}' >/dev/null || fail "child $i: stop"; done
 ctl "$d/parent.ctl" '{"op":"stop"}' >/dev/null || fail "parent: stop"
 wait "$parent"
