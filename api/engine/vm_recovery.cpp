@@ -21,8 +21,10 @@
 #include <sstream>
 #include <thread>
 
+#include "api/engine/leftover_network.hpp"
 #include "api/engine/local_engine_impl.hpp"
 #include "api/engine/text_file.hpp"
+#include "devices/net/command.hpp"
 #include "vmm/log.hpp"
 
 namespace forkvm::engine {
@@ -68,6 +70,19 @@ bool is_vmm_of(pid_t pid, const std::string& control_socket) {
 
 }  // namespace
 
+void remove_leftover_network(uint32_t slot) {
+  const std::string netns = fmt::format("fkvm-{}", slot);
+  if (::access(("/run/netns/" + netns).c_str(), F_OK) != 0) return;
+  auto ip = net::find_tool("ip", "iproute2");
+  auto nft = net::find_tool("nft", "nftables");
+  if (ip.ok()) {
+    if (auto s = net::run_command({*ip, "netns", "del", netns}); !s.ok())
+      log(LogLevel::warn, "engine: removing the leftover {}: {}", netns, s.error().message);
+  }
+  if (nft.ok()) (void)net::run_command({*nft, "delete", "table", "ip", fmt::format("fkvm_{}", slot)});
+  log(LogLevel::info, "engine: removed the network a killed VMM left on slot {}", slot);
+}
+
 void LocalEngine::write_runtime(const LiveVm& vm) const {
   std::string path = vm.dir + "/runtime";
   std::ofstream out(path + ".tmp", std::ios::trunc);
@@ -80,6 +95,7 @@ void LocalEngine::write_runtime(const LiveVm& vm) const {
 
 void LocalEngine::find_running_vmms() {
   std::error_code ec;
+  std::vector<uint32_t> dead_slots;
   for (const auto& entry : std::filesystem::directory_iterator(o_.data_dir + "/vms", ec)) {
     const std::string id = entry.path().filename().string();
     auto rt = read_runtime(vm_dir(id) + "/runtime");
@@ -92,9 +108,14 @@ void LocalEngine::find_running_vmms() {
     vm->control_socket = vm->run_dir + "/control.sock";
     vm->instance_id = rt->instance_id;
     vm->net_slot = rt->net_slot;
-    if (!is_vmm_of(rt->pid, vm->control_socket)) continue;  // gone (or the pid is someone else's now)
-    auto proc = VmmProcess::adopt(rt->pid);
-    if (!proc.ok()) continue;
+    // Gone (or the pid is someone else's now): its network may be left over.
+    auto proc = is_vmm_of(rt->pid, vm->control_socket)
+                    ? VmmProcess::adopt(rt->pid)
+                    : Result<std::shared_ptr<VmmProcess>>(make_error("gone"));
+    if (!proc.ok()) {
+      dead_slots.push_back(rt->net_slot);
+      continue;
+    }
     vm->vmm = *proc;
     {
       std::lock_guard lock(mu_);
@@ -109,6 +130,15 @@ void LocalEngine::find_running_vmms() {
     watch_exit(vm);
     log(LogLevel::info, "engine: found VM {} still running (VMM pid {}, net slot {})", id, rt->pid,
         vm->net_slot);
+  }
+  // Nothing launches before this returns, so a slot no found VM holds is free.
+  for (uint32_t slot : dead_slots) {
+    bool held = false;
+    {
+      std::lock_guard lock(mu_);
+      held = used_slots_.contains(slot);
+    }
+    if (!held) remove_leftover_network(slot);
   }
 }
 
@@ -172,13 +202,17 @@ void LocalEngine::on_vmm_exit(const std::shared_ptr<LiveVm>& vm) {
     auto it = live_.find(vm->id);
     if (it == live_.end() || it->second != vm) return;
   }
-  forget(vm->id);
   std::string status = vm->vmm->exit_status().value_or("?");
+  // While the slot is still held, so that no launch takes it meanwhile.
+  if (status != "0") remove_leftover_network(vm->net_slot);
+  forget(vm->id);
   std::string state = status == "0" ? "stopped" : "lost";
-  std::string reason =
-      status == "0" ? "the guest powered off"
-                    : fmt::format("its VMM (pid {}) ended unexpectedly (status {}); its last output: {}",
-                                  vm->vmm->pid(), status, vmm_log_tail(vm->dir + "/vmm.log"));
+  // An adopted VMM's status is a sentence ("exited (status unknown: ...)").
+  std::string how = status.rfind("exited", 0) == 0 ? status : "status " + status;
+  std::string reason = status == "0"
+                           ? "the guest powered off"
+                           : fmt::format("its VMM (pid {}) ended unexpectedly ({}); its last output: {}",
+                                         vm->vmm->pid(), how, vmm_log_tail(vm->dir + "/vmm.log"));
   log(LogLevel::warn, "engine: VM {} is {}: {}", vm->id, state, reason);
   VmExitListener listener;
   {
