@@ -199,6 +199,12 @@ std::string fork_response(const ForkStats& r) {
   return ok_response([&](JsonWriter& w) {
     w.Key("pause_ms");
     w.Double(r.pause_ms);
+    w.Key("save_ms");
+    w.Double(r.save_ms);
+    w.Key("freeze_ms");
+    w.Double(r.freeze_ms);
+    w.Key("fork_ms");
+    w.Double(r.fork_ms);
     w.Key("children");
     w.StartArray();
     for (const auto& c : r.children) {

@@ -20,7 +20,8 @@
 //   {"op":"fork","count":N,"prefix":"/tmp/p"}
 //   {"op":"fork","children":[{"control":P,"console":P,"vsock":P,"cid":C,"net_slot":S,
 //                             "disks":[DIR,...],"log":P},...]}
-//                     -> {"ok":true,"pause_ms":F,"children":[{"pid":P,"control":"/tmp/p-1.ctl",
+//                     -> {"ok":true,"pause_ms":F,"save_ms":F,"freeze_ms":F,"fork_ms":F,
+//                         "children":[{"pid":P,"control":"/tmp/p-1.ctl",
 //                         "console":"/tmp/p-1.console"},...]}
 //                        live fork: N child VMMs continue from this instant, sharing
 //                        guest RAM copy-on-write (Machine::fork). Each writable layered
@@ -98,7 +99,10 @@ struct ForkChild {
 };
 
 struct ForkStats {
-  double pause_ms = 0;  // the parent's vCPUs paused: save + every fork()
+  double pause_ms = 0;   // the parent's vCPUs paused: save + every fork()
+  double save_ms = 0;    // of which: vCPU, VM and device state
+  double freeze_ms = 0;  // of which: freezing writable layered disks
+  double fork_ms = 0;    // of which: the fork() calls
   std::vector<ForkChild> children;
 };
 

@@ -33,6 +33,8 @@ using machine_detail::ms_since;
 
 constexpr auto kVcpuPauseBound = std::chrono::milliseconds(2000);
 constexpr uint32_t kMaxForks = 64;
+// See control_snapshot: memory deltas stay off until they carry their own page list.
+constexpr bool kWriteMemoryDeltas = false;
 // The hard link, in a snapshot directory, to the memory file a delta is over.
 constexpr const char* kMemoryBaseName = "memory.base";
 
@@ -175,7 +177,12 @@ void Machine::Impl::control_snapshot(const SnapshotRequest& request, SnapshotDon
   }
   // Over the file this machine was restored from, only the pages the guest
   // changed need writing; a hard link keeps that file for the snapshot.
-  if (memory_base_fd.valid()) {
+  // Off (kWriteMemoryDeltas): restores of deltas triple-faulted in the rig.
+  // The likely cause is that the delta file marks its pages by extents
+  // (SEEK_DATA/SEEK_HOLE), which a filesystem may report coarser than the
+  // pages written (huge tmpfs pages, or no hole support at all): zeros then
+  // overwrite the base. The fix is an explicit page list in the state file.
+  if (kWriteMemoryDeltas && memory_base_fd.valid()) {
     const std::string link = dir + "/" + kMemoryBaseName;
     std::error_code ec;
     std::filesystem::remove(link, ec);
@@ -381,8 +388,11 @@ Result<ForkStats> Machine::Impl::control_fork(const ForkRequest& request) {
   if (!was_paused) FORKVM_CHECK(pause_vcpus().context("fork"));
   snapshot::StateFileWriter file;
   auto saved = save_sections(file, msrs);
+  stats.save_ms = ms_since(t0);
   auto frozen = saved.ok() ? freeze_disks() : Result<std::vector<std::pair<size_t, storage::ChainDescriptor>>>(saved.error());
   const std::vector<uint8_t> state = frozen.ok() ? file.encode() : std::vector<uint8_t>{};
+  stats.freeze_ms = ms_since(t0) - stats.save_ms;
+  const auto fork_t0 = std::chrono::steady_clock::now();
   Status forked;
   if (frozen.ok()) {
     for (uint32_t i = 0; i < count; ++i) {
@@ -396,6 +406,7 @@ Result<ForkStats> Machine::Impl::control_fork(const ForkRequest& request) {
       fork_children.push_back(pid);
     }
   }
+  stats.fork_ms = ms_since(fork_t0);
   if (!was_paused) resume_vcpus();
   stats.pause_ms = ms_since(t0);
   if (!frozen.ok()) return frozen.error().context("fork");

@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "api/engine/leftover_network.hpp"
 #include "api/engine/local_engine_impl.hpp"
 #include "api/engine/text_file.hpp"
 #include "api/models/ids.hpp"
@@ -108,8 +109,7 @@ ApiResult<std::shared_ptr<LiveVm>> LocalEngine::boot(const std::string& id, cons
                 r.rootfs_bytes > 0);
 }
 
-ApiResult<std::shared_ptr<LiveVm>> LocalEngine::launch(const std::string& id, const std::vector<std::string>& mode,
-                                                       bool grow_fs) {
+ApiResult<std::shared_ptr<LiveVm>> LocalEngine::prepare(const std::string& id) {
   auto vm = std::make_shared<LiveVm>();
   vm->id = id;
   vm->dir = vm_dir(id);
@@ -125,13 +125,20 @@ ApiResult<std::shared_ptr<LiveVm>> LocalEngine::launch(const std::string& id, co
     used_slots_.insert(slot);
     vm->net_slot = slot;
   }
-  auto release = [&] {
-    std::lock_guard lock(mu_);
-    used_slots_.erase(vm->net_slot);
-  };
   std::error_code ec;
   std::filesystem::create_directories(vm->run_dir, ec);
   ::unlink(vm->agent_socket.c_str());
+  return vm;
+}
+
+void LocalEngine::release_slot(uint32_t slot) {
+  std::lock_guard lock(mu_);
+  used_slots_.erase(slot);
+}
+
+ApiResult<std::shared_ptr<LiveVm>> LocalEngine::launch(const std::string& id, const std::vector<std::string>& mode,
+                                                       bool grow_fs) {
+  auto vm = FORKVM_TRY(prepare(id));
   // The VM's root disk: its own copy-on-write layer over the image (devices/storage/).
   std::string disk = "chain:" + vm->dir + "/disk";
   std::vector<std::string> argv = {o_.forkvm_binary};
@@ -143,22 +150,26 @@ ApiResult<std::shared_ptr<LiveVm>> LocalEngine::launch(const std::string& id, co
                                    "--vsock",
                                    vm->agent_socket,
                                    "--vsock-cid",
-                                   std::to_string(3 + vm->net_slot),
+                                   std::to_string(vsock_cid(*vm)),
                                    "--net-slot",
                                    std::to_string(vm->net_slot),
                                    "--console",
                                    vm->dir + "/console.log"});
-  std::string log_path = vm->dir + "/vmm.log";
-  auto proc = VmmProcess::spawn(argv, log_path);
+  auto proc = VmmProcess::spawn(argv, vmm_log(*vm));
   if (!proc.ok()) {
-    release();
+    release_slot(vm->net_slot);
     return api_error(ErrorCode::InternalError, "starting the VMM: " + proc.error().message);
   }
   vm->vmm = *proc;
+  return await_ready(vm, grow_fs);
+}
+
+ApiResult<std::shared_ptr<LiveVm>> LocalEngine::await_ready(const std::shared_ptr<LiveVm>& vm, bool grow_fs) {
+  const std::string log_path = vmm_log(*vm);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(o_.boot_timeout_ms);
   for (;;) {
     if (!vm->vmm->running()) {
-      release();
+      release_slot(vm->net_slot);
       return api_error(ErrorCode::InternalError,
                        fmt::format("the VMM exited (status {}) before the guest was ready: {}",
                                    vm->vmm->exit_status().value_or("?"), vmm_log_tail(log_path)));
@@ -166,7 +177,7 @@ ApiResult<std::shared_ptr<LiveVm>> LocalEngine::launch(const std::string& id, co
     if (::access(vm->agent_socket.c_str(), F_OK) == 0 && vm->agent(5000).ready().ok()) break;
     if (stopping_ || std::chrono::steady_clock::now() > deadline) {
       halt(*vm, false);
-      release();
+      release_slot(vm->net_slot);
       return api_error(ErrorCode::VmStartTimeout,
                        fmt::format("the guest's agent did not answer within {} s", o_.boot_timeout_ms / 1000));
     }
@@ -178,10 +189,10 @@ ApiResult<std::shared_ptr<LiveVm>> LocalEngine::launch(const std::string& id, co
   vm->last_api_ms = now_ms();
   {
     std::lock_guard lock(mu_);
-    live_[id] = vm;
+    live_[vm->id] = vm;
   }
   watch_exit(vm);
-  log(LogLevel::info, "engine: VM {} running (VMM pid {}, net slot {})", id, vm->vmm->pid(), vm->net_slot);
+  log(LogLevel::info, "engine: VM {} running (VMM pid {}, net slot {})", vm->id, vm->vmm->pid(), vm->net_slot);
   return vm;
 }
 
@@ -194,6 +205,7 @@ void LocalEngine::halt(LiveVm& vm, bool graceful) {
   if (!vm.vmm->wait_for(std::chrono::seconds(15))) {
     vm.vmm->signal(SIGKILL);
     vm.vmm->wait_for(std::chrono::seconds(10));
+    remove_leftover_network(vm.net_slot);  // the callers forget the VM (free its slot) after this
   }
 }
 
@@ -401,6 +413,7 @@ ApiStatus LocalEngine::kill_vm(const CallContext& /*ctx*/, const VmRecord& vm) {
   if (auto live = find(vm.id)) {
     live->vmm->signal(SIGKILL);
     live->vmm->wait_for(std::chrono::seconds(10));
+    remove_leftover_network(live->net_slot);  // SIGKILL leaves no teardown; the slot is still this VM's
     forget(vm.id);
   }
   return {};

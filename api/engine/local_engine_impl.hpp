@@ -101,14 +101,27 @@ class LocalEngine final : public VmEngine {
   // slot, and waits until its agent answers.
   ApiResult<std::shared_ptr<LiveVm>> launch(const std::string& id, const std::vector<std::string>& mode,
                                             bool grow_fs = false);
+  // A VM's sockets and a network slot of its own, before its VMM starts.
+  ApiResult<std::shared_ptr<LiveVm>> prepare(const std::string& id);
+  void release_slot(uint32_t slot);
+  // Waits until the agent of the VM's (started) VMM answers, then counts it
+  // as running; on failure stops the VMM and frees the slot.
+  ApiResult<std::shared_ptr<LiveVm>> await_ready(const std::shared_ptr<LiveVm>& vm, bool grow_fs = false);
+  [[nodiscard]] static uint64_t vsock_cid(const LiveVm& vm) { return 3 + vm.net_slot; }
+  [[nodiscard]] static std::string vmm_log(const LiveVm& vm) { return vm.dir + "/vmm.log"; }
 
   // snapshots.cpp
   struct SavedVm {
     std::string dir;
     storage::ChainDescriptor disk;  // frozen at the instant the memory was saved
   };
-  // Saves memory and state to `dir` and stops the VMM; freezes its disk.
-  ApiResult<SavedVm> save_and_stop(LiveVm& vm, const std::string& dir);
+  // Saves memory and state to `dir` through the VMM, which freezes the
+  // disk there (dir/chain) in the same pause; with `stop` the VMM then
+  // exits, otherwise the VM runs on.
+  ApiResult<SavedVm> save(LiveVm& vm, const std::string& dir, bool stop);
+  // Tells a forked or restored guest to reseed its RNG, step its clock and
+  // take a new machine-id (agent "identity").
+  void renew_identity(LiveVm& vm, bool new_machine_id);
   ApiResult<std::shared_ptr<LiveVm>> restore(const std::string& id, const std::string& snapshot_dir);
   // A new VM `id` from a snapshot directory (state, memory, chain).
   ApiResult<std::shared_ptr<LiveVm>> create_from_snapshot(const std::string& id, const std::string& snapshot_dir,

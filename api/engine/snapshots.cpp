@@ -1,14 +1,16 @@
 // LocalEngine's snapshot-backed operations: snapshot a VM, create a VM from
-// a snapshot, fork, suspend and resume. Every one is built from the VMM's
-// control-socket snapshot (memory + device state, vmm/control.hpp), `forkvm
-// restore` (memory mapped copy-on-write from the snapshot) and the layered
-// disk (devices/storage/): the disk is frozen at the instant the memory was
-// saved, and every VM made from the snapshot gets its own top layer on it.
+// a snapshot, fork, suspend and resume. Each is one request to the VMM's
+// control socket (vmm/control.hpp), plus `forkvm restore` (memory mapped
+// copy-on-write from the snapshot) for VMs made from a snapshot:
 //
-// The VMM stops for the save ("stop":true) because a live chain cannot be
-// frozen from outside the VMM yet; the source VM then restores itself from
-// the same snapshot. So the source sees a pause of one save + one restore,
-// not of one fork() (the live fork in Machine::fork is not used here yet).
+//   snapshot: the VMM pauses, saves state and freezes the disk (a new top
+//             layer for the VM), and writes memory from a fork()ed copy while
+//             the VM runs on. Every VM created from it gets its own top layer.
+//   fork:     the VMM pauses and fork()s one child VMM per new VM: memory is
+//             shared copy-on-write, each child opens a chain of its own over
+//             the frozen disk. The parent runs on; children are adopted by pid.
+//   suspend:  the same save with "stop": memory is written while paused,
+//             then the VMM exits.
 #include <signal.h>
 #include <unistd.h>
 
@@ -16,6 +18,7 @@
 #include <thread>
 
 #include <fmt/format.h>
+#include <rapidjson/document.h>
 
 #include "api/engine/local_engine_impl.hpp"
 #include "api/engine/text_file.hpp"
@@ -34,29 +37,59 @@ ApiError engine_error(std::string_view what, const Error& e) {
 
 bool exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
 
+// The children's pids in the VMM's fork response, in request order.
+Result<std::vector<int>> fork_child_pids(const std::string& reply) {
+  rapidjson::Document doc;
+  doc.Parse(reply.c_str());
+  if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("ok") || !doc["ok"].IsTrue() ||
+      !doc.HasMember("children") || !doc["children"].IsArray())
+    return make_error("not a fork response");
+  std::vector<int> pids;
+  for (const auto& c : doc["children"].GetArray()) {
+    if (!c.IsObject() || !c.HasMember("pid") || !c["pid"].IsInt() || c["pid"].GetInt() <= 0)
+      return make_error("a fork child without a pid");
+    pids.push_back(c["pid"].GetInt());
+  }
+  return pids;
+}
+
 }  // namespace
 
-ApiResult<LocalEngine::SavedVm> LocalEngine::save_and_stop(LiveVm& vm, const std::string& dir) {
+ApiResult<LocalEngine::SavedVm> LocalEngine::save(LiveVm& vm, const std::string& dir, bool stop) {
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
   std::filesystem::create_directories(dir, ec);
   if (ec) return api_error(ErrorCode::InternalError, fmt::format("create {}: {}", dir, ec.message()));
   // The guest's page cache is part of its memory, so disk + memory are
-  // consistent without a sync; the sync only shortens a later flatten.
-  std::string request = JsonOut().begin_object().field("op", "snapshot").field("dir", dir).key("stop").boolean(true).end_object().take();
-  auto reply = control_request(vm.control_socket, request, 600000);
-  if (!reply.ok()) return engine_error("snapshot through the VMM's control socket", reply.error());
+  // consistent without a sync.
+  JsonOut req;
+  req.begin_object().field("op", "snapshot").field("dir", dir);
+  if (stop) req.key("stop").boolean(true);
+  auto reply = control_request(vm.control_socket, req.end_object().take(), 600000);
+  auto fail = [&](ApiError e) {
+    std::filesystem::remove_all(dir, ec);  // no partial snapshot left behind
+    return e;
+  };
+  if (!reply.ok()) return fail(engine_error("snapshot through the VMM's control socket", reply.error()));
   if (reply->find("\"ok\":true") == std::string::npos)
-    return api_error(ErrorCode::InternalError, "the VMM refused the snapshot: " + *reply);
-  if (!vm.vmm->wait_for(std::chrono::seconds(60))) {
-    vm.vmm->signal(SIGKILL);
-    vm.vmm->wait_for(std::chrono::seconds(10));
+    return fail(api_error(ErrorCode::InternalError, "the VMM refused the snapshot: " + *reply));
+  if (stop) {
+    if (!vm.vmm->wait_for(std::chrono::seconds(60))) {
+      vm.vmm->signal(SIGKILL);
+      vm.vmm->wait_for(std::chrono::seconds(10));
+    }
+    forget(vm.id);
   }
-  forget(vm.id);
-  // The VM's disk: freeze what the memory saw; the VM's chain gets a new top.
-  auto frozen = storage::freeze_chain(vm.dir + "/disk/chain");
-  if (!frozen.ok()) return engine_error("freezing the VM's disk", frozen.error());
+  auto frozen = storage::load_chain(dir + "/chain");
+  if (!frozen.ok()) return fail(engine_error("the VM's frozen disk", frozen.error()));
   return SavedVm{dir, *frozen};
+}
+
+void LocalEngine::renew_identity(LiveVm& vm, bool new_machine_id) {
+  agent::IdentityRequest r;
+  r.regenerate_machine_id = new_machine_id;
+  if (auto done = vm.agent(15000).identity(r); !done.ok())
+    log(LogLevel::warn, "engine: VM {}: renewing the guest's identity: {}", vm.id, done.error().message);
 }
 
 ApiResult<std::shared_ptr<LiveVm>> LocalEngine::restore(const std::string& id, const std::string& snapshot_dir) {
@@ -69,14 +102,10 @@ ApiResult<CreatedSnapshot> LocalEngine::snapshot_vm(const CallContext& /*ctx*/, 
   std::lock_guard guard(*lock);
   auto live = FORKVM_TRY(running(vm));
   std::string dir = o_.data_dir + "/snapshots/" + input.snapshot_id;
-  auto saved = FORKVM_TRY(save_and_stop(*live, dir));
+  // The VM runs on; dir/chain (written and held by the VMM) is its disk at that instant.
+  auto saved = FORKVM_TRY(save(*live, dir, false));
   if (auto s = storage::retain_chain(saved.disk, "snapshot:" + input.snapshot_id); !s.ok())
     return engine_error("holding the snapshot's disk layers", s.error());
-  if (auto s = storage::save_chain(dir + "/chain", saved.disk); !s.ok())
-    return engine_error("recording the snapshot's disk", s.error());
-  // The source VM runs on from the instant it was saved.
-  auto back = restore(vm.id, dir);
-  if (!back.ok()) log(LogLevel::error, "engine: VM {} did not come back after its snapshot: {}", vm.id, back.error().message);
   auto r = FORKVM_TRY(load_resources(vm.id));
   CreatedSnapshot out;
   out.record.state = "ready";
@@ -96,7 +125,10 @@ ApiResult<std::shared_ptr<LiveVm>> LocalEngine::create_from_snapshot(const std::
   if (auto made = storage::fork_chain_from(*frozen, dir + "/disk"); !made.ok())
     return engine_error("the new VM's disk", made.error());
   FORKVM_CHECK(save_resources(id, r));
-  return restore(id, snapshot_dir);
+  auto vm = FORKVM_TRY(restore(id, snapshot_dir));
+  // Another VM may run from the same snapshot: its RNG state and machine-id are not this one's.
+  renew_identity(*vm, true);
+  return vm;
 }
 
 ApiResult<ForkedVms> LocalEngine::fork_vm(const CallContext& /*ctx*/, const VmRecord& vm, const ForkInput& input) {
@@ -104,44 +136,68 @@ ApiResult<ForkedVms> LocalEngine::fork_vm(const CallContext& /*ctx*/, const VmRe
   std::lock_guard guard(*lock);
   auto live = FORKVM_TRY(running(vm));
   auto r = FORKVM_TRY(load_resources(vm.id));
-  std::string dir = o_.data_dir + "/snapshots/fork-" + vm.id + "-" + new_instance_id();
-  auto saved = FORKVM_TRY(save_and_stop(*live, dir));
-  if (auto s = storage::save_chain(dir + "/chain", saved.disk); !s.ok())
-    return engine_error("recording the fork's disk", s.error());
-  auto back = restore(vm.id, dir);
-  ForkedVms out;
-  std::optional<ApiError> failure;
-  if (!back.ok()) failure = back.error();
-  for (const auto& child : input.child_ids) {
-    if (failure) break;
+  std::vector<std::shared_ptr<LiveVm>> children;
+  auto undo = [&](ApiError e) {
+    for (const auto& c : children) {
+      if (c->vmm) halt(*c, false);
+      release_slot(c->net_slot);
+      forget(c->id);
+      remove_vm_files(c->id);
+    }
+    return e;
+  };
+  JsonOut req;
+  req.begin_object().field("op", "fork").key("children").begin_array();
+  for (const auto& id : input.child_ids) {
     std::error_code ec;
-    std::filesystem::create_directories(vm_dir(child), ec);
-    auto made = create_from_snapshot(child, dir, r);
-    if (!made.ok()) {
-      remove_vm_files(child);
-      failure = made.error();
-      break;
-    }
-    CreatedVm c;
-    c.vm_id = child;
-    c.instance_id = (*made)->instance_id;
-    c.state = "running";
-    c.runtime.vmm_pid = (*made)->vmm->pid();
-    c.runtime.agent_socket = (*made)->agent_socket;
-    c.runtime.control_socket = (*made)->control_socket;
-    out.children.push_back(std::move(c));
+    std::filesystem::create_directories(vm_dir(id), ec);
+    auto child = prepare(id);
+    if (!child.ok()) return undo(child.error());
+    children.push_back(*child);
+    if (auto saved = save_resources(id, r); !saved.ok()) return undo(saved.error());
+    const LiveVm& c = **child;
+    req.begin_object()
+        .field("control", c.control_socket)
+        .field("console", c.dir + "/console.log")
+        .field("vsock", c.agent_socket)
+        .key("cid")
+        .unum(vsock_cid(c))
+        .key("net_slot")
+        .unum(c.net_slot)
+        .key("disks")
+        .begin_array()
+        .str(c.dir + "/disk")
+        .end_array()
+        .field("log", vmm_log(c))
+        .end_object();
   }
-  // Running VMs map the memory file; the mappings keep it alive unlinked.
-  std::error_code ec;
-  std::filesystem::remove(dir + "/memory", ec);
-  if (failure) {
-    for (const auto& c : out.children) {
-      if (auto l = find(c.vm_id)) halt(*l, false);
-      forget(c.vm_id);
-      remove_vm_files(c.vm_id);
-    }
-    return *failure;
+  req.end_array().end_object();
+  auto reply = control_request(live->control_socket, req.take(), 120000);
+  if (!reply.ok()) return undo(engine_error("fork through the VMM's control socket", reply.error()));
+  auto pids = fork_child_pids(*reply);
+  if (!pids.ok() || pids->size() != children.size())
+    return undo(api_error(ErrorCode::InternalError, "the VMM refused the fork: " + *reply));
+  for (size_t i = 0; i < children.size(); ++i) {
+    auto proc = VmmProcess::adopt((*pids)[i]);
+    if (!proc.ok()) return undo(engine_error(fmt::format("fork child {}", i + 1), proc.error()));
+    children[i]->vmm = *proc;
   }
+  ForkedVms out;
+  for (auto& c : children) {
+    auto ready = await_ready(c);
+    if (!ready.ok()) return undo(ready.error());
+    // Copies of one guest: each needs RNG state and a machine-id of its own.
+    renew_identity(*c, true);
+    CreatedVm created;
+    created.vm_id = c->id;
+    created.instance_id = c->instance_id;
+    created.state = "running";
+    created.runtime.vmm_pid = c->vmm->pid();
+    created.runtime.agent_socket = c->agent_socket;
+    created.runtime.control_socket = c->control_socket;
+    out.children.push_back(std::move(created));
+  }
+  renew_identity(*live, false);
   return out;
 }
 
@@ -151,9 +207,7 @@ ApiResult<SuspendedVm> LocalEngine::suspend_vm(const CallContext& /*ctx*/, const
   auto live = FORKVM_TRY(running(vm));
   std::string dir = vm_dir(vm.id) + "/suspended";
   std::string tmp = dir + ".new";
-  auto saved = FORKVM_TRY(save_and_stop(*live, tmp));
-  if (auto s = storage::save_chain(tmp + "/chain", saved.disk); !s.ok())
-    return engine_error("recording the suspended disk", s.error());
+  auto saved = FORKVM_TRY(save(*live, tmp, true));
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
   std::filesystem::rename(tmp, dir, ec);
@@ -166,6 +220,8 @@ ApiResult<std::shared_ptr<LiveVm>> LocalEngine::resume(const VmRecord& vm) {
   if (!exists(dir + "/state"))
     return api_error(ErrorCode::VmNotRunning, fmt::format("VM {} is suspended but its saved state is missing", vm.id));
   auto live = FORKVM_TRY(restore(vm.id, dir));
+  // Its clock stood still while suspended.
+  renew_identity(*live, false);
   std::error_code ec;
   // The restored VM maps the memory file privately; drop the directory entry.
   std::filesystem::remove_all(dir, ec);
@@ -201,15 +257,13 @@ ApiResult<std::string> LocalEngine::golden(const Resources& r) {
   auto t0 = std::chrono::steady_clock::now();
   auto vm = FORKVM_TRY(boot(id, r));
   std::string tmp = dir + ".new";
-  auto saved = save_and_stop(*vm, tmp);
+  auto saved = save(*vm, tmp, true);
   if (!saved.ok()) {
     remove_vm_files(id);
     return saved.error();
   }
   if (auto s = storage::retain_chain(saved->disk, "golden:" + key); !s.ok())
     return engine_error("holding the golden disk layers", s.error());
-  if (auto s = storage::save_chain(tmp + "/chain", saved->disk); !s.ok())
-    return engine_error("recording the golden disk", s.error());
   std::filesystem::remove_all(dir, ec);
   std::filesystem::rename(tmp, dir, ec);
   if (ec) return api_error(ErrorCode::InternalError, fmt::format("keeping {}: {}", dir, ec.message()));

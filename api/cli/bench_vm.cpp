@@ -1,0 +1,129 @@
+#include "api/cli/bench_vm.hpp"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "api/cli/bench_common.hpp"
+#include "devices/storage/chain_ops.hpp"
+#include "vmm/control.hpp"
+
+namespace forkvm::cli {
+namespace {
+
+std::vector<std::string> host_args(const std::string& dir, const std::string& name, const std::string& disk_dir) {
+  const std::string p = dir + "/" + name;
+  return {"--disk", "chain:" + disk_dir, "--control", p + ".ctl", "--vsock", p + ".vsock", "--console",
+          p + ".console"};
+}
+
+Result<uint64_t> proc_kib(pid_t pid, const char* file, std::initializer_list<const char*> keys) {
+  std::ifstream in(fmt::format("/proc/{}/{}", pid, file));
+  if (!in) return make_error("read /proc/{}/{}", pid, file);
+  uint64_t total = 0;
+  std::string line;
+  while (std::getline(in, line)) {
+    for (const char* k : keys) {
+      if (line.rfind(k, 0) == 0) total += std::strtoull(line.c_str() + std::strlen(k), nullptr, 10);
+    }
+  }
+  return total;
+}
+
+}  // namespace
+
+Result<BenchVm> BenchVm::boot(const engine::GuestImage& image, const std::string& dir, const std::string& name,
+                              uint64_t mem_mib, uint32_t cpus) {
+  storage::CreateOptions o;
+  o.base = image.rootfs;
+  o.layers_root = dir + "/layers";
+  const std::string disk = dir + "/" + name + ".disk";
+  FORKVM_CHECK(storage::create_chain(disk, o));
+  std::vector<std::string> argv = {self_exe(), "run", "--kernel", image.kernel, "--mem", std::to_string(mem_mib),
+                                   "--cpus", std::to_string(cpus), "--cmdline", image.cmdline};
+  for (auto& a : host_args(dir, name, disk)) argv.push_back(std::move(a));
+  auto vmm = FORKVM_TRY(engine::VmmProcess::spawn(argv, dir + "/" + name + ".log"));
+  return BenchVm(dir, name, std::move(vmm));
+}
+
+Result<BenchVm> BenchVm::restore(const std::string& snapshot_dir, const std::string& disk_dir,
+                                 const std::string& dir, const std::string& name) {
+  std::vector<std::string> argv = {self_exe(), "restore", "--snapshot", snapshot_dir};
+  for (auto& a : host_args(dir, name, disk_dir)) argv.push_back(std::move(a));
+  ::unlink((dir + "/" + name + ".vsock").c_str());
+  auto vmm = FORKVM_TRY(engine::VmmProcess::spawn(argv, dir + "/" + name + ".log"));
+  return BenchVm(dir, name, std::move(vmm));
+}
+
+Result<BenchVm> BenchVm::adopt(pid_t pid, const std::string& dir, const std::string& name) {
+  auto vmm = FORKVM_TRY(engine::VmmProcess::adopt(pid));
+  return BenchVm(dir, name, std::move(vmm));
+}
+
+agent::AgentClient BenchVm::agent(int64_t timeout_ms) const {
+  agent::ClientOptions o;
+  o.socket_path = path(".vsock");
+  o.vsock_mux = true;
+  o.call_timeout_ms = timeout_ms;
+  return agent::AgentClient(o);
+}
+
+Status BenchVm::wait_ready(std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  const std::string sock = path(".vsock");
+  for (;;) {
+    if (!vmm_->running()) return make_error("{}: the VMM exited (see {})", name_, path(".log"));
+    if (::access(sock.c_str(), F_OK) == 0) {
+      auto r = agent(5000).exec({.command = "true"});
+      if (r.ok() && r->exit_code == 0) return {};
+    }
+    if (std::chrono::steady_clock::now() > deadline)
+      return make_error("{}: the agent did not answer within {} s", name_, limit.count() / 1000);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
+Result<agent::ExecResult> BenchVm::exec(const std::string& command, int64_t timeout_ms) {
+  return agent(timeout_ms).exec({.command = command, .timeout_ms = timeout_ms});
+}
+
+Result<std::string> BenchVm::control(const std::string& request_json) {
+  auto r = FORKVM_TRY(control_request(path(".ctl"), request_json, 600000));
+  if (r.find("\"ok\":true") == std::string::npos) return make_error("{}: {}", name_, r);
+  return r;
+}
+
+void BenchVm::stop() {
+  if (!vmm_->running()) return;
+  (void)control_request(path(".ctl"), R"({"op":"stop"})", 10000);
+  if (!vmm_->wait_for(std::chrono::seconds(20))) {
+    vmm_->signal(SIGKILL);
+    vmm_->wait_for(std::chrono::seconds(10));
+  }
+}
+
+Result<uint64_t> BenchVm::private_kib() const {
+  return proc_kib(vmm_->pid(), "smaps_rollup", {"Private_Clean:", "Private_Dirty:"});
+}
+
+Result<uint64_t> BenchVm::rss_kib() const { return proc_kib(vmm_->pid(), "status", {"VmRSS:"}); }
+
+Result<BenchDir> BenchDir::create() {
+  char tmpl[] = "/tmp/fkb.XXXXXX";
+  if (::mkdtemp(tmpl) == nullptr) return errno_error("mkdtemp /tmp/fkb.XXXXXX");
+  return BenchDir(tmpl);
+}
+
+BenchDir::~BenchDir() {
+  if (path_.empty()) return;
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+}  // namespace forkvm::cli
