@@ -33,6 +33,13 @@ using machine_detail::ms_since;
 
 constexpr auto kVcpuPauseBound = std::chrono::milliseconds(2000);
 constexpr uint32_t kMaxForks = 64;
+// In a live-fork child: the machine SIGTERM and SIGINT stop, so that it
+// tears down what it owns (its network namespace) instead of dying.
+Machine* g_forked_machine = nullptr;
+extern "C" void stop_forked_machine(int /*sig*/) {
+  if (g_forked_machine != nullptr) g_forked_machine->request_stop();
+}
+
 // See control_snapshot: memory deltas stay off until they carry their own page list.
 constexpr bool kWriteMemoryDeltas = false;
 // The hard link, in a snapshot directory, to the memory file a delta is over.
@@ -426,7 +433,8 @@ Result<ForkStats> Machine::Impl::control_fork(const ForkRequest& request) {
 int Machine::Impl::run_forked_child(const std::vector<uint8_t>& state, const MachineConfig& child_config,
                                     const std::vector<std::pair<size_t, storage::ChainDescriptor>>& frozen,
                                     const ForkChildSpec& spec) {
-  // The parent's handlers would act on its machine.
+  // The parent's handlers would act on its machine; the child's own are
+  // set once its machine exists.
   ::signal(SIGINT, SIG_DFL);
   ::signal(SIGTERM, SIG_DFL);
   ::close_range(3, ~0U, 0);
@@ -457,6 +465,12 @@ int Machine::Impl::run_forked_child(const std::vector<uint8_t>& state, const Mac
     FORKVM_CHECK(impl->build());
     FORKVM_CHECK(impl->load_snapshot(file));
     std::unique_ptr<Machine> child(new Machine(std::move(impl)));
+    g_forked_machine = child.get();
+    struct sigaction sa {};
+    sa.sa_handler = stop_forked_machine;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGINT, &sa, nullptr);
+    ::sigaction(SIGTERM, &sa, nullptr);
     FORKVM_CHECK(child->listen_control(spec.control));
     const MachineExit child_exit = FORKVM_TRY(child->run());
     return exit_status(child_exit.kind);

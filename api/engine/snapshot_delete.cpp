@@ -1,5 +1,6 @@
 // Deleting a snapshot (api/engine/snapshots.cpp makes them): its frozen disk
-// layers lose the "snapshot:<id>" hold that snapshot_vm took, gc removes the
+// layers lose the "snapshot:<id>" hold that snapshot_vm took and the hold of
+// the chain file the VMM wrote (delete_chain), gc removes the
 // ones nothing else holds, and its directory (state, memory, chain) goes.
 // VMs created from it keep working: fork_chain_from gave each its own holds
 // on the same layers, and a running VM's mapping of the memory file keeps
@@ -27,6 +28,10 @@ ApiStatus LocalEngine::delete_snapshot(const CallContext& /*ctx*/, const Snapsho
                                                              snapshot.id, chain.error().message));
     if (auto s = storage::release_chain(*chain, "snapshot:" + snapshot.id); !s.ok())
       return api_error(ErrorCode::InternalError, fmt::format("snapshot {}: releasing its disk layers: {}",
+                                                             snapshot.id, s.error().message));
+    // The VMM that froze the disk held the layers for the chain file too.
+    if (auto s = storage::delete_chain(chain_path); !s.ok())
+      return api_error(ErrorCode::InternalError, fmt::format("snapshot {}: releasing its disk chain: {}",
                                                              snapshot.id, s.error().message));
     auto removed = storage::gc(layers_root());
     if (!removed.ok())
