@@ -24,6 +24,15 @@ struct LiveVm {
   std::string instance_id;
   uint32_t net_slot = 0;
   std::shared_ptr<VmmProcess> vmm;
+
+  // Its id, directories and socket paths: the one place that names them.
+  void place(const std::string& vm_id, const std::string& vm_dir, const std::string& run_root) {
+    id = vm_id;
+    dir = vm_dir;
+    run_dir = run_root + "/" + vm_id;
+    agent_socket = run_dir + "/vsock.sock";
+    control_socket = run_dir + "/control.sock";
+  }
   std::atomic<int64_t> last_api_ms{0};  // epoch ms of the last API call into it (idle timeout)
 
   [[nodiscard]] agent::AgentClient agent(int64_t call_timeout_ms = 60000) const {

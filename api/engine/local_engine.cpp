@@ -111,11 +111,7 @@ ApiResult<std::shared_ptr<LiveVm>> LocalEngine::boot(const std::string& id, cons
 
 ApiResult<std::shared_ptr<LiveVm>> LocalEngine::prepare(const std::string& id) {
   auto vm = std::make_shared<LiveVm>();
-  vm->id = id;
-  vm->dir = vm_dir(id);
-  vm->run_dir = o_.run_dir + "/" + id;
-  vm->agent_socket = vm->run_dir + "/vsock.sock";
-  vm->control_socket = vm->run_dir + "/control.sock";
+  vm->place(id, vm_dir(id), o_.run_dir);
   vm->instance_id = new_instance_id();
   {
     std::lock_guard lock(mu_);

@@ -101,11 +101,7 @@ void LocalEngine::find_running_vmms() {
     auto rt = read_runtime(vm_dir(id) + "/runtime");
     if (!rt) continue;
     auto vm = std::make_shared<LiveVm>();
-    vm->id = id;
-    vm->dir = vm_dir(id);
-    vm->run_dir = o_.run_dir + "/" + id;
-    vm->agent_socket = vm->run_dir + "/vsock.sock";
-    vm->control_socket = vm->run_dir + "/control.sock";
+    vm->place(id, vm_dir(id), o_.run_dir);
     vm->instance_id = rt->instance_id;
     vm->net_slot = rt->net_slot;
     // Gone (or the pid is someone else's now): its network may be left over.
