@@ -255,6 +255,10 @@ ApiResult<std::string> LocalEngine::golden(const Resources& r) {
     return engine_error("the golden VM's disk", made.error());
   FORKVM_CHECK(save_resources(id, r));
   auto t0 = std::chrono::steady_clock::now();
+  // Held across boot and save, so that the VMM's exit after its snapshot is
+  // expected, not reported as a lost VM.
+  auto lock = op_lock(id);
+  std::lock_guard op_guard(*lock);
   auto vm = FORKVM_TRY(boot(id, r));
   std::string tmp = dir + ".new";
   auto saved = save(*vm, tmp, true);

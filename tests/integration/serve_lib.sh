@@ -1,0 +1,77 @@
+# Sourced by the serve_* integration tests: a `forkvm serve` on a fresh data
+# directory, and curl helpers. Every call is bounded, every step is stamped
+# with the seconds since the test began (so a slow step names itself), and a
+# failure prints the server's log.
+#
+#   source serve_lib.sh BUILD_DIR NAME      then: start_serve; api ...; fail ...
+forkvm=$(cd "${1:?build dir}" && pwd)/forkvm
+# Under /tmp: in the rig that is L1's own tmpfs, where memory files map fast;
+# /var/tmp there is a 9p share of the host's.
+data=$(mktemp -d -p "${FORKVM_TEST_TMP:-/tmp}" "forkvm-${2:?name}.XXXXXX")
+port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+base=http://127.0.0.1:$port
+serve=
+key=
+vms=()  # deleted at exit
+test_start=$(date +%s.%N)
+
+say() { printf '[%6.1f s] %s\n' "$(echo "$(date +%s.%N) - $test_start" | bc)" "$*"; }
+fail() {
+  say "FAIL: $*"
+  echo "--- serve.log (tail)"
+  tail -40 "$data/serve.log"
+  local f
+  for f in "$data"/vms/*/vmm.log "$data"/vms/*/console.log; do
+    [[ -f $f ]] && { echo "--- $f (tail)"; tail -n 25 "$f" | tr -d '\r'; }
+  done
+  exit 1
+}
+cleanup() {
+  local id
+  for id in "${vms[@]}"; do
+    curl -s -m 120 -X DELETE -H "Authorization: Bearer $key" "$base/v1/vms/$id" >/dev/null
+  done
+  [[ -n $serve ]] && { kill "$serve" 2>/dev/null; wait "$serve" 2>/dev/null; }
+  rm -rf "$data"
+}
+trap cleanup EXIT
+
+start_serve() {
+  [[ -n $key ]] || key=$("$forkvm" keys create --data "$data") || fail "keys create"
+  "$forkvm" serve --listen 127.0.0.1:"$port" --data "$data" --vm-mem 512 >>"$data/serve.log" 2>&1 &
+  serve=$!
+  for _ in $(seq 300); do curl -sf -m 5 "$base/healthz" >/dev/null && return 0; sleep 0.2; done
+  fail "serve did not answer /healthz"
+}
+
+# api METHOD PATH [BODY]: the response body on stdout; fails on a non-200
+# answer. Calls that boot or save a guest may take minutes under the rig's
+# emulation; reads (API_TIMEOUT=30) must not.
+api() {
+  local out code
+  out=$(curl -s -m "${API_TIMEOUT:-600}" -w '\n%{http_code}' -X "$1" -H "Authorization: Bearer $key" \
+    ${3:+-d "$3"} "$base$2")
+  code=${out##*$'\n'}
+  printf '%s' "${out%$'\n'*}"
+  [[ $code == 200 ]]
+}
+# field NAME: a top-level field of the JSON on stdin ("" when absent or not JSON).
+field() {
+  python3 -c '
+import json, sys
+try: v = json.load(sys.stdin).get(sys.argv[1])
+except Exception: v = None
+print("" if v is None else v)' "$1"
+}
+vm_state() { API_TIMEOUT=30 api GET "/v1/vms/$1" | field state; }
+exec_echo() {  # exec_echo VM WORD: the VM answers an exec with WORD (else says what it got)
+  local r
+  r=$(api POST "/v1/vms/$1/exec-await" "{\"command\":\"echo $2\"}") && [[ $(field stdout <<<"$r") == "$2" ]] \
+    || { say "exec in $1 answered: ${r:-nothing}"; return 1; }
+}
+# create_vm BODY: the new VM's id on stdout (and it is deleted at exit).
+create_vm() {
+  local id
+  id=$(api POST /v1/vms "$1" | field id)
+  [[ -n $id ]] && echo "$id"
+}
