@@ -48,7 +48,8 @@ wait_count() {
   done
   fail "$1: no count >= $2 within $3 s (last: ${c:-none})"
 }
-ctl() { "$forkvm" control --control "$1" "$2"; }
+# Bounded: a VMM that stops answering fails the test instead of hanging it.
+ctl() { timeout -k 5 120 "$forkvm" control --control "$1" "$2"; }
 
 truncate -s 16M "$d/blank.img"
 "$forkvm" disk create-chain --base "$d/blank.img" --dir "$d/disk" >/dev/null || fail "create-chain"

@@ -61,7 +61,8 @@ wait_count() {
   fail "$1: no count >= $2 within $3 s (last: ${c:-none})"
 }
 
-ctl() { "$forkvm" control --control "$1" "$2"; }
+# Bounded: a VMM that stops answering fails the test instead of hanging it.
+ctl() { timeout -k 5 120 "$forkvm" control --control "$1" "$2"; }
 
 # ---- the original VM ----
 timeout -k 5 "$guest_timeout" "$forkvm" run --kernel "$vmlinux" --initrd "$initramfs" --mem 256 \
