@@ -42,6 +42,9 @@ bool systemctl(Stream& s, std::vector<std::string> args, int64_t timeout_ms = 90
   if (r->outcome.exit_code == 0) return true;
   std::string msg = r->err.empty() ? r->out : r->err;
   while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+  if (msg.empty() && r->outcome.timed_out) msg = fmt::format("no answer from systemd within {} s", timeout_ms / 1000);
+  if (msg.empty() && r->outcome.signal != 0) msg = fmt::format("systemctl was killed by signal {}", r->outcome.signal);
+  if (msg.empty()) msg = fmt::format("exit status {}, no message", r->outcome.exit_code);
   bool missing = msg.find("not found") != std::string::npos || msg.find("not loaded") != std::string::npos;
   s.end_error(missing ? code::kServiceNotFound : code::kSystemdFailed,
               fmt::format("systemctl {}: {}", args.size() > 1 ? args[1] : "", msg));
@@ -104,7 +107,8 @@ void op_systemd_create(Stream& s, const JsonValue& req) {
     return s.end_error(code::kIoError, st.error().message);
   if (!dry) {
     std::string unit = spec.name + ".service";
-    if (!systemctl(s, {"daemon-reload"})) return;
+    // A reload reruns every generator: minutes on a slow (emulated) machine.
+    if (!systemctl(s, {"daemon-reload"}, 180000)) return;
     if (spec.enable && !systemctl(s, {"enable", unit})) return;
     // --no-block: a oneshot unit's start would otherwise last as long as its command.
     if (bool_or(req, "start", true) && !systemctl(s, {"start", "--no-block", unit})) return;
@@ -217,7 +221,7 @@ void op_systemd_delete(Stream& s, const JsonValue& req) {
     best_effort({"systemctl", "disable", unit});
   }
   if (::unlink(path.c_str()) != 0) return s.end_error(code::kIoError, fmt::format("remove {}", path));
-  if (!dry && !systemctl(s, {"daemon-reload"})) return;
+  if (!dry && !systemctl(s, {"daemon-reload"}, 180000)) return;
   if (!dry) best_effort({"systemctl", "reset-failed", unit});
   JsonWriter w;
   w.begin_object().field("success", true).field("message", fmt::format("deleted {}", unit)).end_object();
