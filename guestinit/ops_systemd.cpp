@@ -51,6 +51,9 @@ bool systemctl(Stream& s, std::vector<std::string> args, int64_t timeout_ms = 90
   return false;
 }
 
+// A reload reruns every generator: minutes on a slow (emulated) machine.
+bool daemon_reload(Stream& s) { return systemctl(s, {"daemon-reload"}, 180000); }
+
 // Validates "name" from the request; returns "" after ending the stream.
 std::string service_name(Stream& s, const JsonValue& req) {
   std::string name = normalize_service_name(str_or(req, "name"));
@@ -107,8 +110,7 @@ void op_systemd_create(Stream& s, const JsonValue& req) {
     return s.end_error(code::kIoError, st.error().message);
   if (!dry) {
     std::string unit = spec.name + ".service";
-    // A reload reruns every generator: minutes on a slow (emulated) machine.
-    if (!systemctl(s, {"daemon-reload"}, 180000)) return;
+    if (!daemon_reload(s)) return;
     if (spec.enable && !systemctl(s, {"enable", unit})) return;
     // --no-block: a oneshot unit's start would otherwise last as long as its command.
     if (bool_or(req, "start", true) && !systemctl(s, {"start", "--no-block", unit})) return;
@@ -221,7 +223,7 @@ void op_systemd_delete(Stream& s, const JsonValue& req) {
     best_effort({"systemctl", "disable", unit});
   }
   if (::unlink(path.c_str()) != 0) return s.end_error(code::kIoError, fmt::format("remove {}", path));
-  if (!dry && !systemctl(s, {"daemon-reload"}, 180000)) return;
+  if (!dry && !daemon_reload(s)) return;
   if (!dry) best_effort({"systemctl", "reset-failed", unit});
   JsonWriter w;
   w.begin_object().field("success", true).field("message", fmt::format("deleted {}", unit)).end_object();
