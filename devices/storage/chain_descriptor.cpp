@@ -103,6 +103,19 @@ Status save_chain(const std::string& path, const ChainDescriptor& chain) {
   return write_file_atomic(path, {reinterpret_cast<const uint8_t*>(text.data()), text.size()});
 }
 
+Status check_grow(const ChainDescriptor& chain, uint64_t new_size) {
+  if (new_size < chain.size)
+    return make_error("a disk cannot shrink ({} bytes to {}): only growing is supported", chain.size,
+                      new_size);
+  if (new_size % 512 != 0) return make_error("a disk size must be whole 512-byte sectors, not {}", new_size);
+  const uint64_t cluster = uint64_t{1} << chain.cluster_shift;
+  if (new_size > chain.size && chain.size % cluster != 0) {
+    return make_error("the disk's {} bytes are not whole {}-byte clusters, so it cannot grow", chain.size,
+                      cluster);
+  }
+  return {};
+}
+
 std::string chain_file(const std::string& dir_or_file) {
   std::error_code ec;
   std::filesystem::path p = std::filesystem::absolute(dir_or_file, ec);

@@ -43,6 +43,11 @@ struct ChainDescriptor {
 [[nodiscard]] Result<ChainDescriptor> load_chain(const std::string& path);
 [[nodiscard]] Status save_chain(const std::string& path, const ChainDescriptor& chain);
 
+// Whether `chain` may grow to `new_size` bytes: never smaller, whole
+// sectors, and only from a size that is a whole number of clusters (a lower
+// layer's partial last cluster would otherwise be read past its file's end).
+[[nodiscard]] Status check_grow(const ChainDescriptor& chain, uint64_t new_size);
+
 // A chain is named by its descriptor file or by a directory holding one
 // called "chain"; returns the descriptor's absolute path.
 [[nodiscard]] std::string chain_file(const std::string& dir_or_file);

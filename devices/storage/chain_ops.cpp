@@ -82,6 +82,23 @@ Result<ChainDescriptor> freeze_chain(const std::string& chain_path) {
   return frozen;
 }
 
+Status grow_chain(const std::string& chain_path, uint64_t new_size) {
+  const std::string path = chain_file(chain_path);
+  ChainDescriptor c = FORKVM_TRY(load_chain(path));
+  FORKVM_CHECK(check_grow(c, new_size).context(path));
+  if (new_size == c.size) return {};
+  const std::string top = layer_data_path(c.layers_root, c.layers.back());
+  UniqueFd fd(::open(top.c_str(), O_RDWR | O_CLOEXEC));
+  if (!fd.valid()) return errno_error(fmt::format("open {}", top));
+  // Held until the descriptor has the new size: no VM may open the chain meanwhile.
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0)
+    return make_error("chain {} is in use by a running VM", path);
+  if (::ftruncate(fd.get(), static_cast<off_t>(new_size)) != 0)
+    return errno_error(fmt::format("grow {} to {} bytes", top, new_size));
+  c.size = new_size;
+  return save_chain(path, c);  // the top layer's map grows when the chain is next opened
+}
+
 Status retain_chain(const ChainDescriptor& chain, const std::string& holder) {
   for (const auto& id : chain.layers) FORKVM_CHECK(retain(chain.layers_root, id, holder));
   return {};

@@ -34,6 +34,9 @@ struct CreateOptions {
 // has the chain open (its top is locked). Returns the frozen chain.
 [[nodiscard]] Result<ChainDescriptor> freeze_chain(const std::string& chain_path);
 
+// Offline grow (LayeredDisk::grow for a chain no VM has open).
+[[nodiscard]] Status grow_chain(const std::string& chain_path, uint64_t new_size);
+
 // A new chain at DIR/chain sharing every layer of `frozen` (all treated as
 // read-only from now on) under a new empty top in the same layers root.
 [[nodiscard]] Result<std::string> fork_chain_from(const ChainDescriptor& frozen, const std::string& dir);

@@ -1,27 +1,17 @@
 #include "devices/storage/layer_map.hpp"
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 
 #include "devices/storage/crc32.hpp"
 #include "devices/storage/file_io.hpp"
+#include "vmm/le_bytes.hpp"
 
 namespace forkvm::storage {
 namespace {
 
 constexpr char kMagic[8] = {'F', 'K', 'V', 'M', 'L', 'M', 'A', 'P'};
-
-template <typename T>
-T get_le(std::span<const uint8_t> b, size_t off) {
-  T v;
-  std::memcpy(&v, b.data() + off, sizeof v);  // x86: little-endian already
-  return v;
-}
-
-template <typename T>
-void put_le(std::vector<uint8_t>& b, size_t off, T v) {
-  std::memcpy(b.data() + off, &v, sizeof v);
-}
 
 }  // namespace
 
@@ -38,6 +28,14 @@ Result<LayerMap> LayerMap::create(uint64_t virtual_size, uint32_t cluster_shift)
                       cluster, kMaxClusters);
   }
   return LayerMap(virtual_size, cluster_shift, count);
+}
+
+Result<LayerMap> LayerMap::grown(uint64_t new_size) const {
+  if (new_size < virtual_size_)
+    return make_error("a layer map cannot shrink ({} bytes to {})", virtual_size_, new_size);
+  LayerMap out = FORKVM_TRY(create(new_size, cluster_shift_));
+  std::copy(bits_.begin(), bits_.end(), out.bits_.begin());
+  return out;
 }
 
 Result<LayerMap> LayerMap::parse(std::span<const uint8_t> b, std::string_view name) {

@@ -47,6 +47,9 @@ class LayerMap {
   // `name` (usually the path) is named in every refusal.
   static Result<LayerMap> parse(std::span<const uint8_t> bytes, std::string_view name);
   static Result<LayerMap> load(const std::string& path);
+  // The same allocation over a larger disk (clusters past the old end are
+  // not held). Refuses to shrink or to change the cluster size.
+  [[nodiscard]] Result<LayerMap> grown(uint64_t new_size) const;
 
   [[nodiscard]] std::vector<uint8_t> encode() const;
   // Atomic replacement (write_file_atomic): never a torn map on disk.

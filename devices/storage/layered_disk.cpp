@@ -60,12 +60,18 @@ Status LayeredDisk::open_layer(const std::string& id, bool top) {
   const std::string& root = chain_.layers_root;
   const std::string map_path = layer_map_path(root, id);
   LayerMap map = FORKVM_TRY(LayerMap::load(map_path));
-  if (map.virtual_size() != geometry_.virtual_size() || map.cluster_shift() != geometry_.cluster_shift()) {
+  // A layer made before the chain grew is smaller than the chain; never larger.
+  if (map.virtual_size() > geometry_.virtual_size() || map.cluster_shift() != geometry_.cluster_shift()) {
     return make_error("layer map {} is for a {} byte disk with 2^{} clusters, the chain is {} bytes, 2^{}",
                       map_path, map.virtual_size(), map.cluster_shift(), geometry_.virtual_size(),
                       geometry_.cluster_shift());
   }
   const bool writable = top && !read_only_;
+  if (writable && map.virtual_size() < geometry_.virtual_size()) {
+    // The chain grew while offline (grow_chain): the map follows at the next flush.
+    map = FORKVM_TRY(map.grown(geometry_.virtual_size()).context(map_path));
+    map_dirty_ = true;
+  }
   const std::string data_path = layer_data_path(root, id);
   UniqueFd data(::open(data_path.c_str(), (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC));
   if (!data.valid()) return errno_error(fmt::format("open layer data {}", data_path));
@@ -209,6 +215,28 @@ Result<ChainDescriptor> LayeredDisk::freeze() {
   (void)::flock(old.data.get(), LOCK_SH | LOCK_NB);
   FORKVM_CHECK(open_layer(id, true));
   return frozen;
+}
+
+Status LayeredDisk::grow(uint64_t new_size) {
+  if (read_only_) return make_error("cannot grow read-only layered disk {}", chain_path_);
+  FORKVM_CHECK(check_grow(chain_, new_size).context(chain_path_));
+  if (new_size == chain_.size) return {};
+  Layer& top = layers_.back();
+  LayerMap geometry = FORKVM_TRY(LayerMap::create(new_size, chain_.cluster_shift));
+  LayerMap map = FORKVM_TRY(top.map.grown(new_size));
+  // The file first (harmless if we stop here), then the descriptor, which
+  // is what makes the new size real; the map follows at the next flush.
+  if (::ftruncate(top.data.get(), static_cast<off_t>(new_size)) != 0)
+    return errno_error(fmt::format("grow layer {} to {} bytes", top.id, new_size));
+  ChainDescriptor next = chain_;
+  next.size = new_size;
+  FORKVM_CHECK(save_chain(chain_path_, next));
+  chain_ = std::move(next);
+  geometry_ = std::move(geometry);
+  top.map = std::move(map);
+  owner_.resize(geometry_.cluster_count(), kNoLayer);
+  map_dirty_ = true;
+  return {};
 }
 
 std::vector<uint64_t> LayeredDisk::allocated_per_layer() const {

@@ -57,6 +57,12 @@ class LayeredDisk {
   // O(1) apart from the flush: nothing is copied.
   [[nodiscard]] Result<ChainDescriptor> freeze();
 
+  // Makes the disk `new_size` bytes (check_grow()): the top layer's file
+  // and map grow, the descriptor records the size, lower layers stay as
+  // they are (clusters past their end read from below). The guest sees the
+  // new capacity once its device says so.
+  [[nodiscard]] Status grow(uint64_t new_size);
+
   // True when some layer (not the base) holds the cluster.
   [[nodiscard]] bool in_layers(uint64_t cluster) const {
     return cluster < owner_.size() && owner_[cluster] != kNoLayer;

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "vmm/le_bytes.hpp"
 #include "vmm/log.hpp"
 
 namespace forkvm::virtio {
@@ -15,11 +16,6 @@ std::atomic<bool> g_logged_chain{false};
 std::atomic<bool> g_logged_request{false};
 std::atomic<bool> g_logged_io{false};
 std::atomic<bool> g_logged_submit{false};
-
-template <typename T>
-void put_le(std::span<uint8_t> out, size_t offset, T value) {
-  std::memcpy(out.data() + offset, &value, sizeof value);  // x86: little-endian already
-}
 
 }  // namespace
 
@@ -63,6 +59,13 @@ Blk::Blk(std::unique_ptr<BlkBackend> backend, UniqueFd event_fd, const std::stri
   for (auto& s : slots_) s.iov.reserve(kSegMax);  // no reallocation while in flight
   chain_.reserve(kQueueMaxSize);
   sync_iov_.reserve(kSegMax);
+}
+
+void Blk::capacity_changed() {
+  limits_.capacity_sectors = backend_->size_bytes() / blk::kSectorSize;
+  put_le<uint64_t>(config_, 0, limits_.capacity_sectors);
+  bump_config_generation();
+  signal_config_change();
 }
 
 Blk::~Blk() {

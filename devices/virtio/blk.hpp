@@ -59,6 +59,11 @@ class Blk final : public Device {
   // ring. For tests and fuzzers; the machine uses process_event().
   [[nodiscard]] Status wait_idle();
   [[nodiscard]] uint64_t capacity_sectors() const { return limits_.capacity_sectors; }
+  // The backend's size changed (a disk grown online): takes the new
+  // capacity and tells the driver with a configuration-change interrupt,
+  // on which Linux re-reads it. Event thread, with the vCPUs paused (they
+  // read the configuration space).
+  void capacity_changed();
   [[nodiscard]] size_t in_flight() const { return in_flight_; }
 
  private:

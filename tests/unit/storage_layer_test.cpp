@@ -83,6 +83,14 @@ struct World {
     chain = create_chain(tmp.path + "/vm", o).value();
   }
   std::string root() const { return tmp.path + "/layers"; }
+  // Another chain over the same base, of `size` bytes, in DIR/NAME.
+  std::string sized_chain(const std::string& name, uint64_t size) const {
+    CreateOptions o;
+    o.base = base;
+    o.layers_root = root();
+    o.size = size;
+    return create_chain(tmp.path + "/" + name, o).value();
+  }
 };
 
 // ---- the map file -----------------------------------------------------------
@@ -370,6 +378,75 @@ TEST_CASE("offline freeze is refused while a VM has the chain open") {
   CHECK(freeze_chain(w.chain).ok());
 }
 
+// ---- growing ---------------------------------------------------------------------
+
+constexpr uint64_t kMiB = 1024 * 1024;
+
+TEST_CASE("layered disk: grows online; old bytes stay, the new range is zeros and writable") {
+  World w;
+  const std::string chain = w.sized_chain("big", 2 * kMiB);
+  const auto head = pattern(kCluster, 3);
+  const auto tail = pattern(4096, 4);
+  const auto fresh = pattern(8192, 5);
+  auto d = LayeredDisk::open(chain, false).value();
+  write_disk(*d, 0, head);
+  write_disk(*d, 2 * kMiB - 4096, tail);
+  REQUIRE(d->freeze().ok());  // the lower layer keeps its 2 MiB map
+  write_disk(*d, 2 * kMiB - 8192, tail);
+
+  REQUIRE(d->grow(4 * kMiB).ok());
+  CHECK(d->size() == 4 * kMiB);
+  CHECK(load_chain(chain)->size == 4 * kMiB);
+  CHECK(read_disk(*d, 2 * kMiB, 2 * kMiB) == std::vector<uint8_t>(2 * kMiB, 0));
+  write_disk(*d, 3 * kMiB + 512, fresh);
+  CHECK(read_disk(*d, 0, kCluster) == head);
+  CHECK(read_disk(*d, 2 * kMiB - 4096, 4096) == tail);
+  CHECK(read_disk(*d, 3 * kMiB + 512, 8192) == fresh);
+
+  const auto shrink = d->grow(3 * kMiB);
+  REQUIRE_FALSE(shrink.ok());
+  CHECK(shrink.error().message.find("cannot shrink") != std::string::npos);
+  const auto odd = d->grow(5 * kMiB + 100);
+  REQUIRE_FALSE(odd.ok());
+  CHECK(odd.error().message.find("sectors") != std::string::npos);
+  CHECK(d->size() == 4 * kMiB);  // a refusal changes nothing
+
+  d.reset();
+  auto again = LayeredDisk::open(chain, false).value();
+  CHECK(again->size() == 4 * kMiB);
+  CHECK(read_disk(*again, 0, kCluster) == head);
+  CHECK(read_disk(*again, 3 * kMiB + 512, 8192) == fresh);
+  CHECK(read_disk(*again, 2 * kMiB, 4096) == std::vector<uint8_t>(4096, 0));
+}
+
+TEST_CASE(
+    "offline grow: refused while open or from a partial cluster; the top map follows at the next open") {
+  World w;
+  const std::string chain = w.sized_chain("big", 2 * kMiB);
+  {
+    auto d = LayeredDisk::open(chain, false).value();
+    const auto busy = grow_chain(chain, 4 * kMiB);
+    REQUIRE_FALSE(busy.ok());
+    CHECK(busy.error().message.find("in use") != std::string::npos);
+  }
+  REQUIRE(grow_chain(chain, 8 * kMiB).ok());
+  const auto c = load_chain(chain).value();
+  CHECK(c.size == 8 * kMiB);
+  const std::string top_map = layer_map_path(c.layers_root, c.layers.back());
+  CHECK(LayerMap::load(top_map)->virtual_size() == 2 * kMiB);
+  {
+    auto d = LayeredDisk::open(chain, false).value();
+    write_disk(*d, 7 * kMiB, pattern(4096, 9));
+    REQUIRE(d->flush().ok());
+  }
+  CHECK(LayerMap::load(top_map)->virtual_size() == 8 * kMiB);
+  CHECK(LayerMap::load(top_map)->test(7 * kMiB / kCluster));
+  // The world's chain ends in a partial cluster (kBaseBytes).
+  const auto partial = grow_chain(w.chain, 4 * kMiB);
+  REQUIRE_FALSE(partial.ok());
+  CHECK(partial.error().message.find("clusters") != std::string::npos);
+}
+
 // ---- virtio-blk over the layered backend ------------------------------------------
 
 struct LayeredBlk {
@@ -380,8 +457,9 @@ struct LayeredBlk {
   std::shared_ptr<LayeredDisk> disk;
   std::shared_ptr<virtio::Blk> blk;
 
-  LayeredBlk() {
-    disk = LayeredDisk::open(w.chain, false).value();
+  // size 0: the world's chain; else a chain of that many bytes.
+  explicit LayeredBlk(uint64_t size = 0) {
+    disk = LayeredDisk::open(size == 0 ? w.chain : w.sized_chain("sized", size), false).value();
     blk = virtio::Blk::create(std::make_unique<LayeredBlkBackend>(disk), "").value();
     blk->set_acked_features(blk->device_features());
     tq.configure(blk->queue(0));
@@ -443,6 +521,27 @@ TEST_CASE("blk over a layered disk: write, flush, read back; past the end is IOE
   std::memcpy(want.data() + 4096, data.data(), 4096);
   CHECK(back == want);
   CHECK(slurp(f.w.base) == f.w.base_bytes);
+}
+
+TEST_CASE("blk over a layered disk: a grown disk is announced and its new sectors are addressable") {
+  LayeredBlk f(2 * kMiB);
+  const uint32_t generation = f.blk->config_generation();
+  const int irqs = f.irq.count;
+  auto past = f.send(virtio::blk::kTypeIn, 3 * kMiB / 512, 512, true);
+  f.run();
+  CHECK(f.status(past) == virtio::blk::kStatusIoErr);
+
+  REQUIRE(f.disk->grow(4 * kMiB).ok());
+  f.blk->capacity_changed();
+  uint64_t capacity = 0;
+  f.blk->read_config(0, {reinterpret_cast<uint8_t*>(&capacity), 8});
+  CHECK(capacity == 4 * kMiB / 512);
+  CHECK(f.blk->config_generation() == generation + 1);
+  CHECK((f.blk->interrupt_status() & virtio::kInterruptConfigChange) != 0);
+  CHECK(f.irq.count > irqs);
+  auto inside = f.send(virtio::blk::kTypeIn, 3 * kMiB / 512, 512, true);
+  f.run();
+  CHECK(f.status(inside) == virtio::blk::kStatusOk);
 }
 
 // ---- throughput (not run by default: `unit-storage --no-skip -tc='*throughput*'`) ----
