@@ -255,6 +255,14 @@ Result<ForkChildSpec> parse_fork_child(const rapidjson::Value& v) {
   return c;
 }
 
+Result<GrowDiskRequest> parse_grow_disk(const rapidjson::Document& doc) {
+  if (!doc.HasMember("disk") || !doc["disk"].IsUint())
+    return make_error("grow-disk needs \"disk\", a disk index");
+  if (!doc.HasMember("bytes") || !doc["bytes"].IsUint64() || doc["bytes"].GetUint64() == 0)
+    return make_error("grow-disk needs \"bytes\", the disk's new size");
+  return GrowDiskRequest{doc["disk"].GetUint(), doc["bytes"].GetUint64()};
+}
+
 Result<ForkRequest> parse_fork(const rapidjson::Document& doc) {
   ForkRequest r;
   if (doc.HasMember("children")) {
@@ -330,8 +338,23 @@ void ControlServer::handle(std::string_view request, Reply reply) {
     if (!r.ok()) return reply(error_response(r.error().message), false);
     return reply(fork_response(*r), false);
   }
+  if (op == "grow-disk") {
+    auto req = parse_grow_disk(doc);
+    if (!req.ok()) return reply(error_response(req.error().message), false);
+    if (auto s = target_.control_grow_disk(*req); !s.ok())
+      return reply(error_response(s.error().message), false);
+    return reply(ok_response([&](JsonWriter& w) {
+                   w.Key("disk");
+                   w.Uint(req->disk);
+                   w.Key("bytes");
+                   w.Uint64(req->bytes);
+                 }),
+                 false);
+  }
   if (op == "stop") return reply(ok_response([](JsonWriter&) {}), true);
-  reply(error_response(fmt::format("unknown op '{}' (status, pause, resume, snapshot, fork, stop)", op)), false);
+  reply(error_response(
+            fmt::format("unknown op '{}' (status, pause, resume, snapshot, fork, grow-disk, stop)", op)),
+        false);
 }
 
 Result<std::string> control_request(const std::string& path, std::string_view request_json, int timeout_ms) {

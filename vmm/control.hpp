@@ -27,6 +27,12 @@
 //                        guest RAM copy-on-write (Machine::fork). Each writable layered
 //                        disk is frozen; every child gets a chain of its own in DIR
 //                        (default PREFIX-i.disk<d>) over the frozen layers.
+//   {"op":"grow-disk","disk":D,"bytes":N}
+//                     -> {"ok":true,"disk":D,"bytes":N}
+//                        grows layered disk D (0-based, as given on the command line) to
+//                        N bytes with the vCPUs briefly paused; the guest gets a
+//                        configuration-change interrupt and sees the new capacity (its
+//                        filesystem is the guest's to grow: resize2fs). Never shrinks.
 //   {"op":"stop"}     -> {"ok":true}, then the VMM exits (`forkvm run` status 130)
 //   anything else     -> {"ok":false,"error":"..."}
 //
@@ -98,6 +104,11 @@ struct ForkChild {
   std::string console;
 };
 
+struct GrowDiskRequest {
+  uint32_t disk = 0;
+  uint64_t bytes = 0;
+};
+
 struct ForkStats {
   double pause_ms = 0;   // the parent's vCPUs paused: save + every fork()
   double save_ms = 0;    // of which: vCPU, VM and device state
@@ -120,6 +131,7 @@ class ControlTarget {
   virtual void control_snapshot(const SnapshotRequest& request, SnapshotDone done) = 0;
   virtual void control_stop() = 0;
   virtual Result<ForkStats> control_fork(const ForkRequest& request) = 0;
+  virtual Status control_grow_disk(const GrowDiskRequest& request) = 0;
 };
 
 class ControlServer {

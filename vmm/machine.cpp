@@ -198,6 +198,7 @@ Status Machine::Impl::build() {
     } else {
       blk = FORKVM_TRY(virtio::Blk::create({d.path, d.read_only, id}));
     }
+    blks.push_back(blk);
     FORKVM_CHECK(add_virtio(blk, cmdline));
   }
   if (config.rng) FORKVM_CHECK(add_virtio(std::make_shared<virtio::Rng>(), cmdline));

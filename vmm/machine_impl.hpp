@@ -20,6 +20,7 @@
 #include "devices/net/host_network.hpp"
 #include "devices/serial.hpp"
 #include "devices/storage/layered_disk.hpp"
+#include "devices/virtio/blk.hpp"
 #include "devices/virtio/mmio.hpp"
 #include "snapshot/format.hpp"
 #include "vmm/bus.hpp"
@@ -64,6 +65,7 @@ struct Machine::Impl final : ControlTarget {
   // Per config.disks entry: the layered disk behind it, or null (a raw
   // image). Frozen by snapshots and forks, on the event loop thread.
   std::vector<std::shared_ptr<storage::LayeredDisk>> layered;
+  std::vector<std::shared_ptr<virtio::Blk>> blks;  // per config.disks entry
 
   // Kept for snapshots; also on the PIO bus.
   std::shared_ptr<Serial> serial;
@@ -108,6 +110,8 @@ struct Machine::Impl final : ControlTarget {
   void control_stop() override;
   void control_snapshot(const SnapshotRequest& request, SnapshotDone done) override;
   Result<ForkStats> control_fork(const ForkRequest& request) override;
+  // ---- machine_disk.cpp ----
+  Status control_grow_disk(const GrowDiskRequest& request) override;
   // Device, VM and vCPU sections (everything but memory and configuration).
   Status save_sections(snapshot::StateFileWriter& file, std::span<const uint32_t> msrs);
   // Freezes every writable layered disk; the frozen chains, by disk index.

@@ -16,6 +16,7 @@ namespace {
 struct Recorder final : ControlTarget {
   std::vector<ForkRequest> forks;
   std::vector<SnapshotRequest> snapshots;
+  std::vector<GrowDiskRequest> grows;
   SnapshotDone pending;
   bool stopped = false;
 
@@ -27,6 +28,11 @@ struct Recorder final : ControlTarget {
     pending = std::move(done);
   }
   void control_stop() override { stopped = true; }
+  Status control_grow_disk(const GrowDiskRequest& r) override {
+    if (r.disk > 0) return make_error("no disk {}", r.disk);
+    grows.push_back(r);
+    return {};
+  }
   Result<ForkStats> control_fork(const ForkRequest& r) override {
     forks.push_back(r);
     ForkStats s;
@@ -83,6 +89,21 @@ TEST_CASE("fork: count and prefix, or children spelled out, or a clear error") {
     CHECK(f.replies.back().first.find(R"("ok":false)") != std::string::npos);
   }
   CHECK(f.target.forks.size() == 2);
+}
+
+TEST_CASE("grow-disk: disk and bytes are required; the target's refusal is the answer") {
+  Fixture f;
+  f.send(R"({"op":"grow-disk","disk":0,"bytes":4294967296})");
+  REQUIRE(f.target.grows.size() == 1);
+  CHECK(f.target.grows[0].bytes == 4294967296ULL);
+  CHECK(f.replies.back().first == R"({"ok":true,"disk":0,"bytes":4294967296})");
+  f.send(R"({"op":"grow-disk","bytes":1})");
+  CHECK(f.replies.back().first.find("a disk index") != std::string::npos);
+  f.send(R"({"op":"grow-disk","disk":0,"bytes":0})");
+  CHECK(f.replies.back().first.find("the disk's new size") != std::string::npos);
+  f.send(R"({"op":"grow-disk","disk":1,"bytes":512})");
+  CHECK(f.replies.back().first == R"({"ok":false,"error":"no disk 1"})");
+  CHECK(f.target.grows.size() == 1);
 }
 
 TEST_CASE("snapshot answers when the target is done, not before") {

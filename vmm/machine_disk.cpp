@@ -1,0 +1,25 @@
+// Changes to a running VM's disks: growing a layered disk online.
+#include <fmt/format.h>
+
+#include "devices/virtio/blk.hpp"
+#include "vmm/machine_impl.hpp"
+
+namespace forkvm {
+
+Status Machine::Impl::control_grow_disk(const GrowDiskRequest& request) {
+  const uint32_t d = request.disk;
+  if (d >= layered.size())
+    return make_error("grow-disk: the VM has {} disk(s), there is no disk {}", layered.size(), d);
+  if (!layered[d])
+    return make_error("grow-disk: disk {} is a raw image file; only layered (chain:) disks grow", d);
+  // The vCPUs read the configuration space the capacity lives in; the
+  // event thread (this one) is the only other user of the disk.
+  const bool was_paused = user_paused.load();
+  if (!was_paused) FORKVM_CHECK(pause_vcpus().context("grow-disk"));
+  Status grown = layered[d]->grow(request.bytes);
+  if (grown.ok()) blks[d]->capacity_changed();
+  if (!was_paused) resume_vcpus();
+  return std::move(grown).context(fmt::format("grow-disk {}", d));
+}
+
+}  // namespace forkvm
