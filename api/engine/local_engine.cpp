@@ -1,4 +1,5 @@
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,8 +9,7 @@
 #include <sstream>
 #include <thread>
 
-#include <fmt/format.h>
-
+#include "api/engine/guest_faults.hpp"
 #include "api/engine/leftover_network.hpp"
 #include "api/engine/local_engine_impl.hpp"
 #include "api/engine/text_file.hpp"
@@ -428,6 +428,9 @@ ApiResult<VmExit> LocalEngine::await_exit(const CallContext& /*ctx*/, const VmRe
 ApiStatus LocalEngine::delete_vm(const CallContext& /*ctx*/, const VmRecord& vm) {
   auto lock = op_lock(vm.id);
   std::lock_guard guard(*lock);
+  // The console goes with the VM's files: keep its kernel's last word.
+  if (auto fault = guest_fault_in_console(vm_dir(vm.id) + "/console.log"))
+    log(LogLevel::warn, "engine: VM {} (being deleted) had a guest kernel fault: {}", vm.id, *fault);
   if (auto live = find(vm.id)) {
     halt(*live, false);
     forget(vm.id);
@@ -440,13 +443,11 @@ ApiStatus LocalEngine::resize_vm(const CallContext& /*ctx*/, const VmRecord& vm,
   auto r = FORKVM_TRY(load_resources(vm.id));
   if (req.mem_size_gb) r.mem_mib = static_cast<uint64_t>(*req.mem_size_gb) * 1024;
   if (req.vcpu_count) r.vcpus = static_cast<uint32_t>(*req.vcpu_count);
-  if (req.rootfs_size_gb && static_cast<uint64_t>(*req.rootfs_size_gb) * kGiB != r.rootfs_bytes) {
-    // The layered disk's size is fixed when it is created.
-    return api_error(ErrorCode::ResizeFailed,
-                     "resizing the root filesystem after create is not implemented yet (give rootfsSizeGb at "
-                     "create); vCPUs and memory can be resized");
+  if (req.rootfs_size_gb) {
+    r.rootfs_bytes = static_cast<uint64_t>(*req.rootfs_size_gb) * kGiB;
+    FORKVM_CHECK(grow_root_disk(vm, r.rootfs_bytes));
   }
-  // vCPUs, memory and the disk size take effect at the VM's next start.
+  // vCPUs and memory take effect at the VM's next start; the disk already has.
   return save_resources(vm.id, r);
 }
 

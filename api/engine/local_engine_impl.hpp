@@ -127,6 +127,8 @@ class LocalEngine final : public VmEngine {
   ApiResult<std::shared_ptr<LiveVm>> create_from_snapshot(const std::string& id, const std::string& snapshot_dir,
                                                           const Resources& r);
   ApiResult<std::shared_ptr<LiveVm>> resume(const VmRecord& vm);
+  // disk_resize.cpp: the root disk to `bytes` (online when the VM runs).
+  ApiStatus grow_root_disk(const VmRecord& vm, uint64_t bytes);
   // The default image booted once to agent-ready and saved: what a plain
   // create restores. Made by the first create that needs it.
   ApiResult<std::string> golden(const Resources& r);

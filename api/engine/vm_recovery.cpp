@@ -21,6 +21,7 @@
 #include <sstream>
 #include <thread>
 
+#include "api/engine/guest_faults.hpp"
 #include "api/engine/leftover_network.hpp"
 #include "api/engine/local_engine_impl.hpp"
 #include "api/engine/text_file.hpp"
@@ -210,6 +211,8 @@ void LocalEngine::on_vmm_exit(const std::shared_ptr<LiveVm>& vm) {
                            : fmt::format("its VMM (pid {}) ended unexpectedly ({}); its last output: {}",
                                          vm->vmm->pid(), how, vmm_log_tail(vm->dir + "/vmm.log"));
   log(LogLevel::warn, "engine: VM {} is {}: {}", vm->id, state, reason);
+  if (auto fault = guest_fault_in_console(vm->dir + "/console.log"))
+    log(LogLevel::warn, "engine: VM {} had a guest kernel fault: {}", vm->id, *fault);
   VmExitListener listener;
   {
     std::lock_guard l(listener_mu_);

@@ -162,16 +162,24 @@ describe('http: with a VM', () => {
     assertErrorBody(await http('DELETE', `/v1/vms/snapshots/${snapId}`), 409, 'SNAPSHOT_ALREADY_DELETED');
   });
 
-  // Not implemented yet: a layered disk's size is fixed when the VM is created, so the engine
-  // answers RESIZE_FAILED for rootfsSizeGb after create (vCPUs and memory do resize).
-  it('resize: grow the root filesystem', { ...opts, todo: 'rootfs resize after create (RESIZE_FAILED today)' }, async () => {
+  it('resize: the root filesystem of a running VM grows at once; shrinking is refused', opts, async () => {
     const id = await vm();
-    const e = await exec(id, "df -B1G --output=size / | tail -1");
-    assert.equal(e.status, 200, e.text);
-    const gb = Number(e.json.stdout.trim()) + 1;
+    const sizeMiB = async () => {
+      const e = await exec(id, 'df -B1M --output=size / | tail -1');
+      assert.equal(e.status, 200, e.text);
+      return Number(e.json.stdout.trim());
+    };
+    const before = await sizeMiB();
+    const gb = Math.ceil(before / 1024) + 1;
     const r = await http('POST', `/v1/vms/${id}/resize`, { body: { rootfsSizeGb: gb } });
     assert.equal(r.status, 200, r.text);
     assert.ok(r.json && typeof r.json === 'object');
+    const after = await sizeMiB();
+    assert.ok(after > before + 512, `df: ${before} MiB before, ${after} MiB after growing the disk to ${gb} GiB`);
+    const shrink = await http('POST', `/v1/vms/${id}/resize`, { body: { rootfsSizeGb: 1 } });
+    assert.equal(shrink.status, 400, shrink.text);
+    assert.equal(shrink.json.code, 'INVALID_PARAMETERS');
+    assert.equal(await sizeMiB(), after, 'a refused shrink changes nothing');
     const bad = await http('POST', `/v1/vms/${id}/resize`, { body: { rootfsSizeGb: 'big' } });
     assert.equal(bad.status, 400, bad.text);
     assert.equal(bad.json.code, bad.json.error);

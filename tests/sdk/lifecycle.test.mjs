@@ -65,20 +65,26 @@ describe('sdk: VM lifecycle', () => {
     assert.equal((await vm.getInfo()).state, 'running');
   });
 
-  it('stop() then start(): the disk persists, the VM runs again', opts, async () => {
+  it('stop() then start(): the disk persists (grown if resized meanwhile), the VM runs again', opts, async () => {
     const { vm, vmId } = await createVm({ persistence: { type: 'persistent' } });
+    const dfMiB = async () => Number((await sh(vm, 'df -B1M --output=size / | tail -1')).trim());
     const mark = token();
     await vm.fs.writeTextFile('/root/persist.txt', mark);
     await sh(vm, 'sync');
+    const before = await dfMiB();
     const stopped = await vm.stop();
     assert.equal(stopped.vmId, vmId);
     assert.equal((await vm.getInfo()).state, 'stopped');
+    // A stopped VM's disk grows at once, its filesystem at the next start.
+    await vm.resize({ rootfsSizeGb: Math.ceil(before / 1024) + 1 });
     const started = await vm.start();
     assert.equal(started.id, vmId);
     assert.ok(Array.isArray(started.domains));
     assert.equal((await vm.getInfo()).state, 'running');
     assert.equal(await vm.fs.readTextFile('/root/persist.txt'), mark);
     assert.equal(await sh(vm, 'echo up'), 'up\n');
+    const after = await dfMiB();
+    assert.ok(after > before + 512, `df: ${before} MiB before, ${after} MiB after the resize and start`);
   });
 
   it('delete(): the VM is gone (VM_DELETED / VM_NOT_FOUND as SDK errors)', opts, async () => {

@@ -1,6 +1,8 @@
-// The idle decision behind idleTimeoutSeconds (api/engine/idle_policy.hpp).
+// The idle decision behind idleTimeoutSeconds (api/engine/idle_policy.hpp), and
+// what the engine reads from a guest's console (api/engine/guest_faults.hpp).
 #include <doctest/doctest.h>
 
+#include "api/engine/guest_faults.hpp"
 #include "api/engine/idle_policy.hpp"
 
 using forkvm::api::ActivitySample;
@@ -78,4 +80,21 @@ TEST_CASE("idle: no interface, only API calls count") {
   IdleTracker t(0);
   CHECK_FALSE(t.observe(s, {.now_ms = 5000}));
   CHECK(t.observe(s, {.now_ms = 10000}));
+}
+
+// ---- api/engine/guest_faults.hpp: a guest kernel's fault on its console ----
+
+TEST_CASE("guest faults: the first kernel fault line, without CR; none in a clean boot") {
+  using forkvm::engine::find_guest_fault;
+  CHECK_FALSE(find_guest_fault("[  OK  ] Started dbus.service\r\nlogin: \r\n").has_value());
+  CHECK_FALSE(find_guest_fault("").has_value());
+  const auto f = find_guest_fault(
+      "[  OK  ] Reached target basic.target\r\n"
+      "[   42.1] rcu: INFO: rcu_sched self-detected stall on CPU\r\n"
+      "[   50.0] Kernel panic - not syncing: hung\r\n");
+  REQUIRE(f.has_value());
+  CHECK(*f == "[   42.1] rcu: INFO: rcu_sched self-detected stall on CPU");
+  CHECK(find_guest_fault("x\nKernel panic - not syncing: Attempted to kill init!") ==
+        std::optional<std::string>("Kernel panic - not syncing: Attempted to kill init!"));
+  CHECK(find_guest_fault(std::string(1000, 'a') + " soft lockup")->size() == 240);
 }
