@@ -30,12 +30,14 @@ struct MemoryFileStats {
 Result<MemoryFileStats> write_memory_file(const GuestMemory& memory, const std::string& path);
 Status sync_file(const std::string& path);
 
-// Writes, at their offsets in a file as long as RAM, the pages of `memory`
-// (a map_file_private() mapping) that no longer come from the file it
-// maps, zero or not: written extents are the delta, holes are the base's.
+// Writes the pages of `memory` (a map_file_private() mapping) that no longer
+// come from the file it maps, zero or not, as a delta file: a checksummed
+// bitmap of those pages, then the pages packed (memory_file.cpp has the
+// layout). Nothing depends on the filesystem keeping holes.
 Result<MemoryFileStats> write_memory_delta(const GuestMemory& memory, const std::string& path);
-// Copies every data extent of delta file `fd` into `memory` (the base
-// mapping), which makes those pages private; `path` names it in errors.
+// Copies the pages of delta file `fd` into `memory` (the base mapping),
+// which makes them private. A delta for other RAM, a bad checksum or a
+// truncated file is refused before any page is copied; `path` names it.
 Status apply_memory_delta(const GuestMemory& memory, int fd, const std::string& path);
 
 }  // namespace forkvm::snapshot

@@ -32,8 +32,6 @@ using machine_detail::kStateFile;
 using machine_detail::ms_since;
 
 constexpr auto kVcpuPauseBound = std::chrono::milliseconds(2000);
-// See control_snapshot: memory deltas stay off until they carry their own page list.
-constexpr bool kWriteMemoryDeltas = false;
 // The hard link, in a snapshot directory, to the memory file a delta is over.
 constexpr const char* kMemoryBaseName = "memory.base";
 
@@ -175,13 +173,9 @@ void Machine::Impl::control_snapshot(const SnapshotRequest& request, SnapshotDon
     return done(frozen.error().context(fmt::format("snapshot {}", dir)));
   }
   // Over the file this machine was restored from, only the pages the guest
-  // changed need writing; a hard link keeps that file for the snapshot.
-  // Off (kWriteMemoryDeltas): restores of deltas triple-faulted in the rig.
-  // The likely cause is that the delta file marks its pages by extents
-  // (SEEK_DATA/SEEK_HOLE), which a filesystem may report coarser than the
-  // pages written (huge tmpfs pages, or no hole support at all): zeros then
-  // overwrite the base. The fix is an explicit page list in the state file.
-  if (kWriteMemoryDeltas && memory_base_fd.valid()) {
+  // changed need writing (the delta names its pages itself: no reliance on
+  // the filesystem's holes); a hard link keeps that file for the snapshot.
+  if (memory_base_fd.valid()) {
     const std::string link = dir + "/" + kMemoryBaseName;
     std::error_code ec;
     std::filesystem::remove(link, ec);
