@@ -38,6 +38,7 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <chrono>
 #include <map>
 
 #include "api/http/stream_sink.hpp"
@@ -57,6 +58,19 @@ namespace {
 // Before the route is known, the parser may buffer up to the largest limit
 // of any route; on_header() narrows it.
 constexpr uint64_t kMaxBodyAnyRoute = 64ULL << 20;
+// Handlers slower than this are logged: a stuck guest or VMM then shows
+// in the server's log with the call that waited on it.
+constexpr auto kSlowRequest = std::chrono::seconds(10);
+
+void log_if_slow(const HttpRequest& request, const HttpReply& reply,
+                 std::chrono::steady_clock::duration took) {
+  if (took < kSlowRequest) return;
+  const auto* r = std::get_if<HttpResponse>(&reply);
+  const std::string_view target = request.target;
+  log(LogLevel::info, "http: {} {} answered {} after {:.1f} s (request {})", request.method,
+      target.substr(0, target.find('?')), r != nullptr ? std::to_string(r->status) : "a stream",
+      std::chrono::duration<double>(took).count(), request.request_id);
+}
 
 class ServerImpl;
 
@@ -314,6 +328,7 @@ void Connection::dispatch(HttpRequest request) {
   stream_.expires_never();  // handlers take as long as they take
   server_.pool().submit([self = shared_from_this(), request = std::move(request)]() mutable {
     HttpReply reply;
+    const auto started = std::chrono::steady_clock::now();
     try {
       reply = self->server_.handler().handle(request);
     } catch (const std::exception& e) {
@@ -322,6 +337,7 @@ void Connection::dispatch(HttpRequest request) {
       reply = self->server_.handler().error_response(500, "INTERNAL_ERROR",
                                                      "internal error (see the server log)");
     }
+    log_if_slow(request, reply, std::chrono::steady_clock::now() - started);
     asio::post(self->stream_.get_executor(),
                [self, reply = std::move(reply)]() mutable { self->on_reply(std::move(reply)); });
   });

@@ -27,6 +27,7 @@ export const POLL_MS = Math.min(60_000, TEST_TIMEOUT / 2);
 
 const traceFile = process.env.FORKVM_SDK_TRACE;
 export const trace = { label: '' };
+const SLOW_MS = 60_000;
 let controller = new AbortController();
 
 /** Aborts every request still open (watch streams), then arms a new signal. */
@@ -48,7 +49,23 @@ function bodyKeys(body) {
 async function transport(input, init = {}) {
   let url = typeof input === 'string' ? input : input.url;
   if (url.startsWith('/')) url = baseUrl + url;
-  const res = await fetch(url, { ...init, signal: init.signal ?? controller.signal });
+  // A request still open after SLOW_MS names itself on stderr, so a test
+  // that times out says which call it was waiting for.
+  const started = Date.now();
+  const what = () => `${init.method ?? 'GET'} ${new URL(url).pathname} (test: ${trace.label || '-'})`;
+  const slow = setInterval(() => {
+    process.stderr.write(`sdk: still waiting after ${Math.round((Date.now() - started) / 1000)} s: ${what()}\n`);
+  }, SLOW_MS);
+  slow.unref();
+  let res;
+  try {
+    res = await fetch(url, { ...init, signal: init.signal ?? controller.signal });
+  } finally {
+    clearInterval(slow);
+  }
+  if (Date.now() - started >= SLOW_MS) {
+    process.stderr.write(`sdk: answered ${res.status} after ${Math.round((Date.now() - started) / 1000)} s: ${what()}\n`);
+  }
   if (traceFile) {
     const u = new URL(url);
     appendFileSync(traceFile, JSON.stringify({
