@@ -22,6 +22,10 @@ the descriptor itself; use it as a VM disk with `forkvm run --disk chain:DIR`.
                       ROOT (default DIR/layers; share ROOT between VMs so forks share
                       layers); N is the cluster size, 4..1024 KiB (default 64)
   freeze DIR          make the top layer read-only and start a new empty top
+  grow DIR --size BYTES
+                      make the disk BYTES long (never shorter); the guest's filesystem
+                      is its own to grow (resize2fs). A running VM grows its disk with
+                      `forkvm control --control PATH '{"op":"grow-disk",...}'`
   fork DIR --out DIR2 freeze DIR, then make DIR2 a chain over the same frozen layers
                       with its own top (both sides then write separately)
   flatten DIR --out DIR2
@@ -76,6 +80,12 @@ Result<std::string> run(const Args& args) {
   if (cmd == "freeze") {
     const auto frozen = FORKVM_TRY(storage::freeze_chain(dir));
     return fmt::format("froze layer {}\n", frozen.layers.back());
+  }
+  if (cmd == "grow") {
+    if (!args.get("size")) return make_error("grow needs --size BYTES");
+    const uint64_t size = FORKVM_TRY(args.get_uint("size", 0, 512, 1ULL << 50));
+    FORKVM_CHECK(storage::grow_chain(dir, size));
+    return fmt::format("{} bytes\n", size);
   }
   if (cmd == "info") return storage::chain_info(dir);
   if (cmd == "delete") {
