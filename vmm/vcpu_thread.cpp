@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <string>
 
 #include "vmm/log.hpp"
 
@@ -162,6 +163,9 @@ void VcpuThread::loop() {
   sigemptyset(&set);
   sigaddset(&set, kKickSignal);
   ::pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+  // Named so that ps, perf and a host kernel's oops say which vCPU it was.
+  const std::string name = fmt::format("fvm-vcpu{}", vcpu_.index());
+  ::pthread_setname_np(::pthread_self(), name.c_str());
 
   while (wait_until_runnable()) {
     auto r = vcpu_.run();
