@@ -422,7 +422,12 @@ Result<std::unique_ptr<Machine>> Machine::restore(const MachineConfig& given, co
   const std::string base_path = dir + "/" + base_name;
   UniqueFd mfd = FORKVM_TRY(open_memory_file(base_path, size));
   UniqueFd delta_fd;
-  if (delta_name) delta_fd = FORKVM_TRY(open_memory_file(dir + "/" + *delta_name, size));
+  if (delta_name) {
+    // Its own header says how long it must be (apply_memory_delta checks).
+    const std::string delta_path = dir + "/" + *delta_name;
+    delta_fd.reset(::open(delta_path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!delta_fd.valid()) return errno_error(fmt::format("open memory delta {}", delta_path));
+  }
 
   auto kvm = FORKVM_TRY(Kvm::open());
   auto vm = FORKVM_TRY(Vm::create(kvm));

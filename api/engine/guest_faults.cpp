@@ -14,7 +14,7 @@ constexpr std::array<std::string_view, 7> kFaultMarks = {
     "Oops:",
 };
 constexpr size_t kMaxLine = 240;
-constexpr size_t kTailBytes = 256 * 1024;
+constexpr size_t kTailBytes = size_t{256} * 1024;
 
 }  // namespace
 

@@ -117,13 +117,28 @@ for r in r1 r2; do
   ctl "$d/$r.ctl" '{"op":"status"}' | grep -q '"restored":true' || fail "$r: status does not say restored"
   echo "$r: resumed at count $first, now at $(last_count "$d/$r.console"); $(grep -a 'restored in' "$d/$r.log")"
 done
-for r in r1 r2; do
-  ctl "$d/$r.ctl" '{"op":"stop"}' >/dev/null || fail "$r: stop op"
-  pid_var=${r}_pid
-  wait "${!pid_var}"
-  rc=$?
-  [[ $rc == 130 ]] || fail "$r exited with $rc, expected 130 (stopped)"
-done
+ctl "$d/r2.ctl" '{"op":"stop"}' >/dev/null || fail "r2: stop op"
+wait "$r2_pid"
+rc=$?
+[[ $rc == 130 ]] || fail "r2 exited with $rc, expected 130 (stopped)"
+
+# ---- a snapshot of a restored VM writes only the pages it changed (a delta) ----
+"$forkvm" snapshot --control "$d/r1.ctl" --dir "$d/snap2" --stop >"$d/snap2.json" || fail "snapshot of r1"
+wait "$r1_pid"
+rc=$?
+[[ $rc == 130 ]] || fail "r1 exited with $rc after its snapshot, expected 130 (stopped)"
+grep -q '"memory_delta":true' "$d/snap2.json" || fail "the snapshot of a restored VM is not a delta: $(cat "$d/snap2.json")"
+k2=$(last_count "$d/r1.console")
+timeout -k 5 "$guest_timeout" "$forkvm" restore --snapshot "$d/snap2" --console "$d/r3.console" \
+  --control "$d/r3.ctl" >"$d/r3.log" 2>&1 &
+r3_pid=$!
+pids+=("$r3_pid")
+wait_count "$d/r3.console" $((k2 + 5)) 60 "$r3_pid"
+first=$(first_count "$d/r3.console")
+[[ $first == $((k2 + 1)) || $first == $((k2 + 2)) ]] || fail "r3: first count after the delta restore is $first, expected $((k2 + 1))"
+ctl "$d/r3.ctl" '{"op":"stop"}' >/dev/null || fail "r3: stop op"
+wait "$r3_pid"
+echo "delta snapshot of r1 at count $k2: $(stat -c %s "$d/snap2/memory") bytes written for $((mem_size / 1024)) MiB of RAM; r3 resumed at $first"
 
 # ---- damaged snapshots are refused ----
 cp -r "$d/snap" "$d/bad"
