@@ -158,6 +158,44 @@ Result<std::string> flatten_chain(const std::string& chain_path, const std::stri
   return out_path;
 }
 
+Result<size_t> flatten_chain_in_place(const std::string& chain_path) {
+  const std::string path = chain_file(chain_path);
+  // Open read-only, the source share-locks every layer: a running VM (which
+  // holds its top exclusively) makes this fail, and no VM can open the chain
+  // for writing until the descriptor names the merged layer.
+  auto src = FORKVM_TRY(LayeredDisk::open(path, true));
+  const ChainDescriptor old = src->chain();
+  if (old.layers.size() <= 1) return old.layers.size();
+  // Until the switch the new layer is held under a name of its own, so that
+  // a crash leaves the old chain whole and the new layer collectable.
+  const std::string staging = path + ".flatten";
+  const std::string id = FORKVM_TRY(create_layer(old.layers_root, old.size, old.cluster_shift, staging));
+  ChainDescriptor merged = old;
+  merged.layers = {id};
+  {
+    const std::string merged_path = path + ".flat";
+    FORKVM_CHECK(save_chain(merged_path, merged));
+    auto out = LayeredDisk::open(merged_path, false);
+    ::unlink(merged_path.c_str());
+    if (!out.ok()) return out.error();
+    std::vector<uint8_t> buf(uint64_t{1} << old.cluster_shift);
+    const uint64_t clusters = (old.size + buf.size() - 1) / buf.size();
+    for (uint64_t c = 0; c < clusters; ++c) {
+      if (!src->in_layers(c)) continue;  // the base already has it
+      const uint64_t at = c << old.cluster_shift;
+      const iovec v{buf.data(), std::min<uint64_t>(buf.size(), old.size - at)};
+      FORKVM_CHECK(src->read(at, {&v, 1}));
+      FORKVM_CHECK((*out)->write(at, {&v, 1}));
+    }
+    FORKVM_CHECK((*out)->flush());
+  }
+  FORKVM_CHECK(retain(old.layers_root, id, path));
+  FORKVM_CHECK(save_chain(path, merged));
+  FORKVM_CHECK(release(old.layers_root, id, staging));
+  FORKVM_CHECK(release_chain(old, path));
+  return old.layers.size();
+}
+
 Status export_raw(const std::string& chain_path, const std::string& out_file) {
   auto src = FORKVM_TRY(LayeredDisk::open(chain_path, true));
   UniqueFd fd(::open(out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));

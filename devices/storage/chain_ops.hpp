@@ -53,6 +53,12 @@ struct CreateOptions {
 // base with its own layers root (OUT_DIR/layers). The source is untouched.
 [[nodiscard]] Result<std::string> flatten_chain(const std::string& chain_path, const std::string& out_dir);
 
+// Offline, in place: the chain becomes its base plus one new layer (in the
+// same layers root) holding every cluster its layers held; it lets go of the
+// old layers (run gc after). Refused while a VM has the chain open. Returns
+// how many layers were merged. A chain of one layer is left as it is.
+[[nodiscard]] Result<size_t> flatten_chain_in_place(const std::string& chain_path);
+
 // The disk as the guest sees it, as a sparse raw image.
 [[nodiscard]] Status export_raw(const std::string& chain_path, const std::string& out_file);
 

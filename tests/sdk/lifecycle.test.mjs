@@ -65,16 +65,21 @@ describe('sdk: VM lifecycle', () => {
     assert.equal((await vm.getInfo()).state, 'running');
   });
 
-  it('stop() then start(): the disk persists (grown if resized meanwhile), the VM runs again', opts, async () => {
+  it('stop() then start(): the disk persists (flattened by optimize, grown by resize meanwhile), the VM runs again', opts, async () => {
     const { vm, vmId } = await createVm({ persistence: { type: 'persistent' } });
     const dfMiB = async () => Number((await sh(vm, 'df -B1M --output=size / | tail -1')).trim());
     const mark = token();
     await vm.fs.writeTextFile('/root/persist.txt', mark);
     await sh(vm, 'sync');
     const before = await dfMiB();
+    // A snapshot stacks a layer on the VM's disk; optimize merges them once it is stopped.
+    const snap = await vm.snapshot();
     const stopped = await vm.stop();
     assert.equal(stopped.vmId, vmId);
     assert.equal((await vm.getInfo()).state, 'stopped');
+    const optimized = await vm.optimize();
+    assert.match(optimized.message, /^flattened the VM's \d+ disk layers into one$/, optimized.message);
+    await freestyle.vms.snapshots.delete({ snapshotId: snap.snapshotId });
     // A stopped VM's disk grows at once, its filesystem at the next start.
     await vm.resize({ rootfsSizeGb: Math.ceil(before / 1024) + 1 });
     const started = await vm.start();

@@ -378,6 +378,43 @@ TEST_CASE("offline freeze is refused while a VM has the chain open") {
   CHECK(freeze_chain(w.chain).ok());
 }
 
+TEST_CASE("flatten in place: one merged layer, same bytes; layers a fork still holds survive gc") {
+  World w;
+  {
+    auto d = LayeredDisk::open(w.chain, false).value();
+    write_disk(*d, 0, pattern(kCluster, 1));
+    REQUIRE(d->freeze().ok());
+    write_disk(*d, 4096, pattern(512, 2));
+    write_disk(*d, 9 * kCluster, pattern(kCluster, 3));
+  }
+  const std::string child = fork_chain(w.chain, w.tmp.path + "/child").value();  // shares the frozen layers
+  {
+    auto d = LayeredDisk::open(w.chain, false).value();
+    write_disk(*d, 3 * kCluster, pattern(100 * 512, 4));
+    auto busy = flatten_chain_in_place(w.chain);
+    REQUIRE_FALSE(busy.ok());
+  }
+  REQUIRE(export_raw(w.chain, w.tmp.path + "/before.raw").ok());
+  const auto old = load_chain(w.chain).value();
+  CHECK(old.layers.size() == 3);
+  CHECK(flatten_chain_in_place(w.chain).value() == 3);
+  const auto flat = load_chain(w.chain).value();
+  REQUIRE(flat.layers.size() == 1);
+  REQUIRE(export_raw(w.chain, w.tmp.path + "/after.raw").ok());
+  CHECK(slurp(w.tmp.path + "/before.raw") == slurp(w.tmp.path + "/after.raw"));
+  CHECK(flatten_chain_in_place(w.chain).value() == 1);  // nothing left to merge
+  const auto removed = gc(w.root()).value();
+  CHECK(removed == std::vector<std::string>{old.layers[2]});  // the fork holds the other two
+  CHECK(holders(w.root(), flat.layers[0]).value() == std::vector<std::string>{chain_file(w.chain)});
+  auto c = LayeredDisk::open(child, false).value();
+  const auto first = pattern(kCluster, 1);
+  CHECK(read_disk(*c, 0, 4096) == std::vector<uint8_t>(first.begin(), first.begin() + 4096));
+  CHECK(read_disk(*c, 4096, 512) == pattern(512, 2));
+  auto d = LayeredDisk::open(w.chain, false).value();
+  write_disk(*d, 0, pattern(512, 5));  // the merged layer is the writable top
+  CHECK(read_disk(*d, 4096, 512) == pattern(512, 2));
+}
+
 // ---- growing ---------------------------------------------------------------------
 
 constexpr uint64_t kMiB = 1024 * 1024;
