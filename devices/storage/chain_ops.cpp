@@ -38,6 +38,22 @@ Status check_path(const std::string& p) {
   return {};
 }
 
+// Copies into `out` every cluster some layer of `src` holds (the base's own
+// clusters are the same under both), then makes it durable.
+Status copy_layer_clusters(LayeredDisk& src, LayeredDisk& out) {
+  const ChainDescriptor& c = src.chain();
+  std::vector<uint8_t> buf(uint64_t{1} << c.cluster_shift);
+  const uint64_t clusters = (c.size + buf.size() - 1) / buf.size();
+  for (uint64_t i = 0; i < clusters; ++i) {
+    if (!src.in_layers(i)) continue;
+    const uint64_t at = i << c.cluster_shift;
+    const iovec v{buf.data(), std::min<uint64_t>(buf.size(), c.size - at)};
+    FORKVM_CHECK(src.read(at, {&v, 1}));
+    FORKVM_CHECK(out.write(at, {&v, 1}));
+  }
+  return out.flush();
+}
+
 }  // namespace
 
 Result<std::string> create_chain(const std::string& dir, const CreateOptions& o) {
@@ -144,16 +160,7 @@ Result<std::string> flatten_chain(const std::string& chain_path, const std::stri
   const std::string out_path = FORKVM_TRY(create_chain(out_dir, o));
   {
     auto out = FORKVM_TRY(LayeredDisk::open(out_path, false));
-    std::vector<uint8_t> buf(uint64_t{1} << sc.cluster_shift);
-    const uint64_t clusters = (sc.size + buf.size() - 1) / buf.size();
-    for (uint64_t c = 0; c < clusters; ++c) {
-      if (!src->in_layers(c)) continue;  // the base already has it
-      const uint64_t at = c << sc.cluster_shift;
-      const iovec v{buf.data(), std::min<uint64_t>(buf.size(), sc.size - at)};
-      FORKVM_CHECK(src->read(at, {&v, 1}));
-      FORKVM_CHECK(out->write(at, {&v, 1}));
-    }
-    FORKVM_CHECK(out->flush());
+    FORKVM_CHECK(copy_layer_clusters(*src, *out));
   }
   return out_path;
 }
@@ -178,16 +185,7 @@ Result<size_t> flatten_chain_in_place(const std::string& chain_path) {
     auto out = LayeredDisk::open(merged_path, false);
     ::unlink(merged_path.c_str());
     if (!out.ok()) return out.error();
-    std::vector<uint8_t> buf(uint64_t{1} << old.cluster_shift);
-    const uint64_t clusters = (old.size + buf.size() - 1) / buf.size();
-    for (uint64_t c = 0; c < clusters; ++c) {
-      if (!src->in_layers(c)) continue;  // the base already has it
-      const uint64_t at = c << old.cluster_shift;
-      const iovec v{buf.data(), std::min<uint64_t>(buf.size(), old.size - at)};
-      FORKVM_CHECK(src->read(at, {&v, 1}));
-      FORKVM_CHECK((*out)->write(at, {&v, 1}));
-    }
-    FORKVM_CHECK((*out)->flush());
+    FORKVM_CHECK(copy_layer_clusters(*src, **out));
   }
   FORKVM_CHECK(retain(old.layers_root, id, path));
   FORKVM_CHECK(save_chain(path, merged));
