@@ -36,7 +36,7 @@ std::string grow_fs_command(uint64_t bytes) {
 
 }  // namespace
 
-ApiStatus LocalEngine::grow_root_disk(const VmRecord& vm, uint64_t bytes) {
+ApiResult<ResizedVm> LocalEngine::grow_root_disk(const VmRecord& vm, uint64_t bytes) {
   const std::string chain = vm_dir(vm.id) + "/disk/chain";
   const auto current = storage::load_chain(chain);
   if (!current.ok()) return resize_failed("the VM's root disk", current.error().message);
@@ -45,7 +45,7 @@ ApiStatus LocalEngine::grow_root_disk(const VmRecord& vm, uint64_t bytes) {
                      fmt::format("rootfsSizeGb: the root disk is {} bytes and disks only grow, not shrink",
                                  current->size));
   }
-  if (bytes == current->size) return {};
+  if (bytes == current->size) return ResizedVm{};
   {
     auto lock = op_lock(vm.id);
     std::lock_guard guard(*lock);
@@ -55,7 +55,7 @@ ApiStatus LocalEngine::grow_root_disk(const VmRecord& vm, uint64_t bytes) {
         return resize_failed("growing the root disk", s.error().message);
       log(LogLevel::info,
           "engine: VM {}: root disk grown to {} bytes; its filesystem grows at the next start", vm.id, bytes);
-      return {};
+      return ResizedVm{};
     }
   }
   auto live = FORKVM_TRY(running(vm));  // resumes a suspended VM
@@ -74,7 +74,7 @@ ApiStatus LocalEngine::grow_root_disk(const VmRecord& vm, uint64_t bytes) {
                          fmt::format("exit {}: {}", fs->exit_code, fs->stdout_data));
   }
   log(LogLevel::info, "engine: VM {}: root disk and filesystem grown online to {} bytes", vm.id, bytes);
-  return {};
+  return ResizedVm{vm.state == "suspended"};
 }
 
 }  // namespace forkvm::engine

@@ -87,6 +87,10 @@ struct OptimizedVm {
   std::string message;
 };
 
+struct ResizedVm {
+  bool resumed = false;  // a suspended VM was resumed to grow its disk online
+};
+
 struct SnapshotInput {
   std::string snapshot_id;  // allocated by the routes
   SnapshotVmRequest request;
@@ -228,7 +232,8 @@ class VmEngine {
   virtual ApiResult<VmExit> await_exit(const CallContext& ctx, const VmRecord& vm) = 0;
   // Stops the VM if it runs and removes its files; the routes mark the row deleted.
   virtual ApiStatus delete_vm(const CallContext& ctx, const VmRecord& vm) = 0;
-  virtual ApiStatus resize_vm(const CallContext& ctx, const VmRecord& vm, const ResizeVmRequest& req) = 0;
+  virtual ApiResult<ResizedVm> resize_vm(const CallContext& ctx, const VmRecord& vm,
+                                         const ResizeVmRequest& req) = 0;
   virtual ApiResult<OptimizedVm> optimize_vm(const CallContext& ctx, const VmRecord& vm) = 0;
 
   // After a server restart: takes back the VM whose row says it runs, if its

@@ -439,16 +439,19 @@ ApiStatus LocalEngine::delete_vm(const CallContext& /*ctx*/, const VmRecord& vm)
   return {};
 }
 
-ApiStatus LocalEngine::resize_vm(const CallContext& /*ctx*/, const VmRecord& vm, const ResizeVmRequest& req) {
+ApiResult<ResizedVm> LocalEngine::resize_vm(const CallContext& /*ctx*/, const VmRecord& vm,
+                                            const ResizeVmRequest& req) {
   auto r = FORKVM_TRY(load_resources(vm.id));
   if (req.mem_size_gb) r.mem_mib = static_cast<uint64_t>(*req.mem_size_gb) * 1024;
   if (req.vcpu_count) r.vcpus = static_cast<uint32_t>(*req.vcpu_count);
+  ResizedVm out;
   if (req.rootfs_size_gb) {
     r.rootfs_bytes = static_cast<uint64_t>(*req.rootfs_size_gb) * kGiB;
-    FORKVM_CHECK(grow_root_disk(vm, r.rootfs_bytes));
+    out = FORKVM_TRY(grow_root_disk(vm, r.rootfs_bytes));
   }
   // vCPUs and memory take effect at the VM's next start; the disk already has.
-  return save_resources(vm.id, r);
+  FORKVM_CHECK(save_resources(vm.id, r));
+  return out;
 }
 
 ApiResult<OptimizedVm> LocalEngine::optimize_vm(const CallContext& /*ctx*/, const VmRecord& vm) {

@@ -32,7 +32,8 @@ class LocalEngine final : public VmEngine {
   ApiResult<SuspendedVm> suspend_vm(const CallContext& ctx, const VmRecord& vm) override;
   ApiResult<VmExit> await_exit(const CallContext& ctx, const VmRecord& vm) override;
   ApiStatus delete_vm(const CallContext& ctx, const VmRecord& vm) override;
-  ApiStatus resize_vm(const CallContext& ctx, const VmRecord& vm, const ResizeVmRequest& req) override;
+  ApiResult<ResizedVm> resize_vm(const CallContext& ctx, const VmRecord& vm,
+                                 const ResizeVmRequest& req) override;
   ApiResult<OptimizedVm> optimize_vm(const CallContext& ctx, const VmRecord& vm) override;
   ApiResult<CreatedSnapshot> snapshot_vm(const CallContext& ctx, const VmRecord& vm,
                                          const SnapshotInput& input) override;
@@ -127,8 +128,9 @@ class LocalEngine final : public VmEngine {
   ApiResult<std::shared_ptr<LiveVm>> create_from_snapshot(const std::string& id, const std::string& snapshot_dir,
                                                           const Resources& r);
   ApiResult<std::shared_ptr<LiveVm>> resume(const VmRecord& vm);
-  // disk_resize.cpp: the root disk to `bytes` (online when the VM runs).
-  ApiStatus grow_root_disk(const VmRecord& vm, uint64_t bytes);
+  // disk_resize.cpp: the root disk to `bytes` (online when the VM runs; a
+  // suspended one is resumed for it, and then says so).
+  ApiResult<ResizedVm> grow_root_disk(const VmRecord& vm, uint64_t bytes);
   // The default image booted once to agent-ready and saved: what a plain
   // create restores. Made by the first create that needs it.
   ApiResult<std::string> golden(const Resources& r);

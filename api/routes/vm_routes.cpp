@@ -183,7 +183,8 @@ ApiResult<HttpReply> optimize_vm(RouteContext& ctx) {
 ApiResult<HttpReply> resize_vm(RouteContext& ctx) {
   VmRecord vm = FORKVM_TRY(load_vm(ctx, "id"));
   ResizeVmRequest req = FORKVM_TRY(parse_resize_vm(ctx.request.body));
-  FORKVM_CHECK(ctx.engine.resize_vm(ctx.call, vm, req));
+  const ResizedVm r = FORKVM_TRY(ctx.engine.resize_vm(ctx.call, vm, req));
+  if (r.resumed) note_resumed(ctx, vm);
   return HttpReply{json_response("{}")};
 }
 

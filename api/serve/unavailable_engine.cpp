@@ -27,7 +27,7 @@ class UnavailableEngine final : public VmEngine {
     return unavailable("await VM");
   }
   ApiStatus delete_vm(const CallContext&, const VmRecord&) override { return unavailable("delete VM"); }
-  ApiStatus resize_vm(const CallContext&, const VmRecord&, const ResizeVmRequest&) override {
+  ApiResult<ResizedVm> resize_vm(const CallContext&, const VmRecord&, const ResizeVmRequest&) override {
     return unavailable("resize VM");
   }
   ApiResult<OptimizedVm> optimize_vm(const CallContext&, const VmRecord&) override {
