@@ -37,8 +37,8 @@ std::string Samples::json() const {
   return fmt::format("{{\"median\":{:.3f},\"min\":{:.3f},\"max\":{:.3f}}}", median(), min(), max());
 }
 
-std::string Samples::text() const {
-  return fmt::format("median {:8.1f} ms  (min {:.1f}, max {:.1f})", median(), min(), max());
+std::string Samples::text(std::string_view unit) const {
+  return fmt::format("median {:8.1f} {}  (min {:.1f}, max {:.1f})", median(), unit, min(), max());
 }
 
 std::string self_exe() {

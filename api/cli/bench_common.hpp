@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "vmm/result.hpp"
@@ -17,7 +18,8 @@ class Samples {
   [[nodiscard]] double max() const;
   [[nodiscard]] double percentile(double p) const;  // p in [0, 100], nearest rank
   [[nodiscard]] std::string json() const;           // {"median":..,"min":..,"max":..}
-  [[nodiscard]] std::string text() const;           // "median 12.3 ms (min 11.0, max 15.2)"
+  // "median 12.3 ms (min 11.0, max 15.2)"; another unit for samples that are not times.
+  [[nodiscard]] std::string text(std::string_view unit = "ms") const;
 
  private:
   std::vector<double> values_;

@@ -367,7 +367,9 @@ int suspend_mode(const std::vector<std::string>& argv) {
   std::printf("  suspend (save + VMM exit)     %s\n", suspend_ms.text().c_str());
   std::printf("  resume to first exec          %s\n", resume_ms.text().c_str());
   std::printf("  memory written: first %.1f MiB (whole RAM, zero pages skipped)", full_mib);
-  if (o->runs > 1) std::printf(", then %s MiB per suspend (%s)", delta_mib.text().c_str(), deltas ? "deltas" : "not all deltas");
+  if (o->runs > 1)
+    std::printf(", then %s per suspend (%s)", delta_mib.text("MiB").c_str(),
+                deltas ? "deltas" : "not all deltas");
   std::printf("\n");
   return 0;
 }
