@@ -11,20 +11,20 @@
 //             the frozen disk. The parent runs on; children are adopted by pid.
 //   suspend:  the same save with "stop": memory is written while paused,
 //             then the VMM exits.
+#include <fmt/format.h>
+#include <rapidjson/document.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <thread>
 
-#include <fmt/format.h>
-#include <rapidjson/document.h>
-
 #include "api/engine/local_engine_impl.hpp"
 #include "api/engine/text_file.hpp"
 #include "api/models/ids.hpp"
 #include "api/models/json_out.hpp"
 #include "devices/storage/chain_ops.hpp"
+#include "devices/storage/layer_store.hpp"
 #include "vmm/control.hpp"
 #include "vmm/log.hpp"
 
@@ -36,6 +36,23 @@ ApiError engine_error(std::string_view what, const Error& e) {
 }
 
 bool exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
+
+// Removes a suspended VM's saved directory and lets go of the disk layers
+// its frozen chain file held, or they would outlive it forever. The VMM
+// held them under the name it wrote the file as: suspend saves to DIR.new
+// and renames it.
+void discard_saved(const std::string& dir, const std::string& layers_root) {
+  if (auto chain = storage::load_chain(dir + "/chain"); chain.ok()) {
+    for (const std::string& holder : {dir + "/chain", dir + ".new/chain"}) {
+      if (auto s = storage::release_chain(*chain, holder); !s.ok())
+        log(LogLevel::warn, "engine: releasing the disk layers of {}: {}", dir, s.error().message);
+    }
+    if (auto g = storage::gc(layers_root); !g.ok())
+      log(LogLevel::warn, "engine: collecting unused disk layers: {}", g.error().message);
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+}
 
 // The children's pids in the VMM's fork response, in request order.
 Result<std::vector<int>> fork_child_pids(const std::string& reply) {
@@ -208,8 +225,8 @@ ApiResult<SuspendedVm> LocalEngine::suspend_vm(const CallContext& /*ctx*/, const
   std::string dir = vm_dir(vm.id) + "/suspended";
   std::string tmp = dir + ".new";
   auto saved = FORKVM_TRY(save(*live, tmp, true));
+  discard_saved(dir, layers_root());
   std::error_code ec;
-  std::filesystem::remove_all(dir, ec);
   std::filesystem::rename(tmp, dir, ec);
   if (ec) return api_error(ErrorCode::InternalError, fmt::format("keeping {}: {}", dir, ec.message()));
   return SuspendedVm{live->instance_id, std::string(kLayerIdPrefix) + saved.disk.layers.back().substr(0, 16)};
@@ -222,9 +239,9 @@ ApiResult<std::shared_ptr<LiveVm>> LocalEngine::resume(const VmRecord& vm) {
   auto live = FORKVM_TRY(restore(vm.id, dir));
   // Its clock stood still while suspended.
   renew_identity(*live, false);
-  std::error_code ec;
-  // The restored VM maps the memory file privately; drop the directory entry.
-  std::filesystem::remove_all(dir, ec);
+  // The restored VM maps the memory file privately and its disk is its own
+  // chain: the directory and its frozen chain's holds can go.
+  discard_saved(dir, layers_root());
   return live;
 }
 
