@@ -2,13 +2,8 @@
 // fall-through, copy-up, freeze/fork, flatten, refcounts and gc, and the
 // virtio-blk device over a layered backend. No KVM; files under /tmp.
 #include <doctest/doctest.h>
-#include <fcntl.h>
-#include <unistd.h>
 
-#include <chrono>
-#include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -19,79 +14,13 @@
 #include "devices/storage/layered_blk_backend.hpp"
 #include "devices/storage/layered_disk.hpp"
 #include "devices/virtio/blk.hpp"
+#include "tests/unit/storage_test_world.hpp"
 #include "tests/unit/virtio_test_queue.hpp"
 
 namespace forkvm::storage {
 namespace {
 
-namespace fs = std::filesystem;
-
-constexpr uint64_t kCluster = 64 * 1024;
-constexpr uint64_t kBaseBytes = 1024 * 1024 + 4096;  // 17 clusters, the last one partial
-
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/forkvm-layer-test-XXXXXX";
-    REQUIRE(::mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
-std::vector<uint8_t> pattern(uint64_t n, uint8_t seed) {
-  std::vector<uint8_t> v(n);
-  for (uint64_t i = 0; i < n; ++i) v[i] = static_cast<uint8_t>(i * 31 + seed + (i >> 9));
-  return v;
-}
-
-void write_file(const std::string& path, const std::vector<uint8_t>& bytes) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  REQUIRE(fd >= 0);
-  REQUIRE(pwrite_full(fd, bytes.data(), bytes.size(), 0).ok());
-  ::close(fd);
-}
-
-std::vector<uint8_t> slurp(const std::string& path) { return read_file(path, 1ULL << 30).value(); }
-
-std::vector<uint8_t> read_disk(LayeredDisk& d, uint64_t offset, uint64_t len) {
-  std::vector<uint8_t> out(len, 0xcc);
-  const iovec v{out.data(), len};
-  REQUIRE(d.read(offset, {&v, 1}).ok());
-  return out;
-}
-
-void write_disk(LayeredDisk& d, uint64_t offset, const std::vector<uint8_t>& bytes) {
-  const iovec v{const_cast<uint8_t*>(bytes.data()), bytes.size()};
-  REQUIRE(d.write(offset, {&v, 1}).ok());
-}
-
-// A base image with a known pattern and a chain over it in DIR/vm.
-struct World {
-  TempDir tmp;
-  std::string base = tmp.path + "/base.img";
-  std::vector<uint8_t> base_bytes = pattern(kBaseBytes, 7);
-  std::string chain;
-  World() {
-    write_file(base, base_bytes);
-    CreateOptions o;
-    o.base = base;
-    o.layers_root = tmp.path + "/layers";
-    chain = create_chain(tmp.path + "/vm", o).value();
-  }
-  std::string root() const { return tmp.path + "/layers"; }
-  // Another chain over the same base, of `size` bytes, in DIR/NAME.
-  std::string sized_chain(const std::string& name, uint64_t size) const {
-    CreateOptions o;
-    o.base = base;
-    o.layers_root = root();
-    o.size = size;
-    return create_chain(tmp.path + "/" + name, o).value();
-  }
-};
+using namespace testing;  // NOLINT(google-build-using-namespace): the shared fixtures
 
 // ---- the map file -----------------------------------------------------------
 
@@ -415,74 +344,7 @@ TEST_CASE("flatten in place: one merged layer, same bytes; layers a fork still h
   CHECK(read_disk(*d, 4096, 512) == pattern(512, 2));
 }
 
-// ---- growing ---------------------------------------------------------------------
-
 constexpr uint64_t kMiB = 1024 * 1024;
-
-TEST_CASE("layered disk: grows online; old bytes stay, the new range is zeros and writable") {
-  World w;
-  const std::string chain = w.sized_chain("big", 2 * kMiB);
-  const auto head = pattern(kCluster, 3);
-  const auto tail = pattern(4096, 4);
-  const auto fresh = pattern(8192, 5);
-  auto d = LayeredDisk::open(chain, false).value();
-  write_disk(*d, 0, head);
-  write_disk(*d, 2 * kMiB - 4096, tail);
-  REQUIRE(d->freeze().ok());  // the lower layer keeps its 2 MiB map
-  write_disk(*d, 2 * kMiB - 8192, tail);
-
-  REQUIRE(d->grow(4 * kMiB).ok());
-  CHECK(d->size() == 4 * kMiB);
-  CHECK(load_chain(chain)->size == 4 * kMiB);
-  CHECK(read_disk(*d, 2 * kMiB, 2 * kMiB) == std::vector<uint8_t>(2 * kMiB, 0));
-  write_disk(*d, 3 * kMiB + 512, fresh);
-  CHECK(read_disk(*d, 0, kCluster) == head);
-  CHECK(read_disk(*d, 2 * kMiB - 4096, 4096) == tail);
-  CHECK(read_disk(*d, 3 * kMiB + 512, 8192) == fresh);
-
-  const auto shrink = d->grow(3 * kMiB);
-  REQUIRE_FALSE(shrink.ok());
-  CHECK(shrink.error().message.find("cannot shrink") != std::string::npos);
-  const auto odd = d->grow(5 * kMiB + 100);
-  REQUIRE_FALSE(odd.ok());
-  CHECK(odd.error().message.find("sectors") != std::string::npos);
-  CHECK(d->size() == 4 * kMiB);  // a refusal changes nothing
-
-  d.reset();
-  auto again = LayeredDisk::open(chain, false).value();
-  CHECK(again->size() == 4 * kMiB);
-  CHECK(read_disk(*again, 0, kCluster) == head);
-  CHECK(read_disk(*again, 3 * kMiB + 512, 8192) == fresh);
-  CHECK(read_disk(*again, 2 * kMiB, 4096) == std::vector<uint8_t>(4096, 0));
-}
-
-TEST_CASE(
-    "offline grow: refused while open or from a partial cluster; the top map follows at the next open") {
-  World w;
-  const std::string chain = w.sized_chain("big", 2 * kMiB);
-  {
-    auto d = LayeredDisk::open(chain, false).value();
-    const auto busy = grow_chain(chain, 4 * kMiB);
-    REQUIRE_FALSE(busy.ok());
-    CHECK(busy.error().message.find("in use") != std::string::npos);
-  }
-  REQUIRE(grow_chain(chain, 8 * kMiB).ok());
-  const auto c = load_chain(chain).value();
-  CHECK(c.size == 8 * kMiB);
-  const std::string top_map = layer_map_path(c.layers_root, c.layers.back());
-  CHECK(LayerMap::load(top_map)->virtual_size() == 2 * kMiB);
-  {
-    auto d = LayeredDisk::open(chain, false).value();
-    write_disk(*d, 7 * kMiB, pattern(4096, 9));
-    REQUIRE(d->flush().ok());
-  }
-  CHECK(LayerMap::load(top_map)->virtual_size() == 8 * kMiB);
-  CHECK(LayerMap::load(top_map)->test(7 * kMiB / kCluster));
-  // The world's chain ends in a partial cluster (kBaseBytes).
-  const auto partial = grow_chain(w.chain, 4 * kMiB);
-  REQUIRE_FALSE(partial.ok());
-  CHECK(partial.error().message.find("clusters") != std::string::npos);
-}
 
 // ---- virtio-blk over the layered backend ------------------------------------------
 
