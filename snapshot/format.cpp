@@ -79,19 +79,39 @@ std::vector<uint8_t> StateFileWriter::encode() const {
 
 Status StateFileWriter::write(const std::string& path) const { return write_file_atomic(path, encode()); }
 
-Status write_file_atomic(const std::string& path, std::span<const uint8_t> bytes) {
-  const std::string tmp = path + ".tmp";
-  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (!fd.valid()) return errno_error(fmt::format("create {}", tmp));
+namespace {
+
+Status write_and_sync(const std::string& path, std::span<const uint8_t> bytes) {
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!fd.valid()) return errno_error(fmt::format("create {}", path));
   size_t done = 0;
   while (done < bytes.size()) {
     const ssize_t n = ::write(fd.get(), bytes.data() + done, bytes.size() - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return errno_error(fmt::format("write {}", tmp));
+    if (n <= 0) return errno_error(fmt::format("write {}", path));
     done += static_cast<size_t>(n);
   }
-  if (::fsync(fd.get()) != 0) return errno_error(fmt::format("fsync {}", tmp));
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return errno_error(fmt::format("rename {} to {}", tmp, path));
+  if (::fsync(fd.get()) != 0) return errno_error(fmt::format("fsync {}", path));
+  return {};
+}
+
+}  // namespace
+
+Status write_file_atomic(const std::string& path, std::span<const uint8_t> bytes) {
+  const std::string tmp = path + ".tmp";
+  Status written = write_and_sync(tmp, bytes);
+  if (written.ok() && ::rename(tmp.c_str(), path.c_str()) != 0)
+    written = errno_error(fmt::format("rename {} to {}", tmp, path));
+  if (!written.ok()) {
+    ::unlink(tmp.c_str());  // a full disk leaves no half-written file behind
+    return written;
+  }
+  // The rename itself must survive a crash, or a later step could trust a
+  // file the directory does not name yet.
+  const auto slash = path.rfind('/');
+  const std::string parent = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  UniqueFd dir(::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir.valid()) (void)::fsync(dir.get());
   return {};
 }
 

@@ -70,11 +70,16 @@ struct MemoryPlan {
 
 Result<snapshot::MemoryFileStats> write_memory_and_state(const GuestMemory& memory, const MemoryPlan& plan) {
   const std::string path = plan.dir + "/" + plan.name;
-  const auto stats = FORKVM_TRY(plan.delta ? snapshot::write_memory_delta(memory, path)
-                                           : snapshot::write_memory_file(memory, path));
-  FORKVM_CHECK(snapshot::sync_file(path));
+  auto stats = plan.delta ? snapshot::write_memory_delta(memory, path) : snapshot::write_memory_file(memory, path);
+  Status done = stats.ok() ? snapshot::sync_file(path) : Status{stats.error()};
   // Last: the snapshot exists once `state` names the new memory file.
-  FORKVM_CHECK(snapshot::write_file_atomic(plan.dir + "/" + kStateFile, plan.state));
+  if (done.ok()) done = snapshot::write_file_atomic(plan.dir + "/" + kStateFile, plan.state);
+  if (!done.ok()) {
+    // A full disk: the partial file goes (its name is fresh, so an earlier
+    // snapshot in `dir` never used it), the earlier state file stays.
+    ::unlink(path.c_str());
+    return done.error();
+  }
   return stats;
 }
 
@@ -286,6 +291,9 @@ void Machine::Impl::control_snapshot(const SnapshotRequest& request, SnapshotDon
     stats.total_ms = ms_since(t0);
     const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 && message->starts_with("ok ");
     if (!ok) {
+      // The writer removes what it wrote when it fails. If it died instead, its
+      // memory file stays until the next snapshot here (remove_stale_memory):
+      // it cannot tell whether the state file came to name it.
       std::error_code ec;
       std::filesystem::remove(stats.dir + "/" + kStateFile + ".tmp", ec);
       return done(make_error("snapshot {}: writing memory failed: {}", stats.dir,

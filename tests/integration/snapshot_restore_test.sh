@@ -8,8 +8,10 @@
 # snapshots it there with "stop", then restores the snapshot twice at once.
 # Each restored guest must go on counting from where the snapshot was taken
 # (its shell's memory, its registers and its timer all came back), without
-# a reboot. A snapshot with one flipped byte, and a truncated one, must be
-# refused with a message that names the file and the problem.
+# a reboot. A snapshot onto a full disk fails, leaves nothing partial and the
+# VM runs on; a VMM killed mid-snapshot leaves the snapshot already in that
+# directory whole. A snapshot with one flipped byte, and a truncated one, must
+# be refused with a message that names the file and the problem.
 #
 # Sockets and the snapshot live under /tmp: Unix sockets cannot be bound on
 # the rig's 9p shares, and tmpfs is where a memory file is cheapest to map.
@@ -22,8 +24,10 @@ initramfs=$("$top/tools/guest/artifacts" initramfs)
 guest_timeout=${FORKVM_GUEST_TIMEOUT:-120}
 d=$(mktemp -d -p /tmp forkvm-snap.XXXXXX)
 pids=()
+mounted=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  for m in "${mounted[@]}"; do umount "$m"; done
   wait 2>/dev/null
   rm -rf "$d"
 }
@@ -117,6 +121,24 @@ for r in r1 r2; do
   ctl "$d/$r.ctl" '{"op":"status"}' | grep -q '"restored":true' || fail "$r: status does not say restored"
   echo "$r: resumed at count $first, now at $(last_count "$d/$r.console"); $(grep -a 'restored in' "$d/$r.log")"
 done
+# ---- a snapshot onto a full disk: refused, the VM runs on, nothing partial is left ----
+mkdir -p "$d/full"
+mount -t tmpfs -o size=4m forkvm-full "$d/full" || fail "could not mount a 4 MiB tmpfs (the test runs as root)"
+mounted=("$d/full")
+for mode in live stop; do
+  args=()
+  [[ $mode == stop ]] && args=(--stop)
+  "$forkvm" snapshot --control "$d/r2.ctl" --dir "$d/full/$mode" "${args[@]}" >"$d/full-$mode.out" 2>&1 &&
+    fail "a $mode snapshot onto a full disk succeeded"
+  grep -q "No space left on device" "$d/full-$mode.out" || fail "full disk ($mode): $(cat "$d/full-$mode.out")"
+  left=$(ls "$d/full/$mode" | grep -E '^(memory|state)' | grep -vx 'memory.base')
+  [[ -z $left ]] || fail "full disk ($mode): partial files left: $left"
+  c=$(last_count "$d/r2.console")
+  wait_count "$d/r2.console" $((c + 3)) 30 "$r2_pid"
+  echo "full disk ($mode snapshot): refused ($(grep -o 'No space left on device' "$d/full-$mode.out" | head -1)), r2 counts on past $c"
+done
+umount "$d/full" && mounted=()
+
 ctl "$d/r2.ctl" '{"op":"stop"}' >/dev/null || fail "r2: stop op"
 wait "$r2_pid"
 rc=$?
@@ -136,9 +158,27 @@ pids+=("$r3_pid")
 wait_count "$d/r3.console" $((k2 + 5)) 60 "$r3_pid"
 first=$(first_count "$d/r3.console")
 [[ $first == $((k2 + 1)) || $first == $((k2 + 2)) ]] || fail "r3: first count after the delta restore is $first, expected $((k2 + 1))"
-ctl "$d/r3.ctl" '{"op":"stop"}' >/dev/null || fail "r3: stop op"
-wait "$r3_pid"
 echo "delta snapshot of r1 at count $k2: $(stat -c %s "$d/snap2/memory") bytes written for $((mem_size / 1024)) MiB of RAM; r3 resumed at $first"
+
+# ---- SIGKILL of the VMM and its memory writer mid-snapshot: the snapshot already there stays whole ----
+"$forkvm" snapshot --control "$d/r3.ctl" --dir "$d/kept" >/dev/null || fail "snapshot of r3"
+before=$(sha256sum <"$d/kept/state")
+k3=$(last_count "$d/r3.console")
+vmm=$(pgrep -P "$r3_pid") || fail "r3's VMM process not found"
+"$forkvm" snapshot --control "$d/r3.ctl" --dir "$d/kept" >/dev/null 2>&1 &
+pids+=($!)
+for _ in $(seq 500); do writer=$(pgrep -P "$vmm") && break; sleep 0.01; done
+kill -KILL ${writer:-} "$vmm" 2>/dev/null
+wait "$r3_pid" 2>/dev/null
+[[ $(sha256sum <"$d/kept/state") == "$before" ]] && when="before it replaced the state file" || when="after it finished"
+timeout -k 5 "$guest_timeout" "$forkvm" restore --snapshot "$d/kept" --console "$d/r4.console" \
+  --control "$d/r4.ctl" >"$d/r4.log" 2>&1 &
+r4_pid=$!
+pids+=("$r4_pid")
+wait_count "$d/r4.console" $((k3 + 5)) 60 "$r4_pid"
+ctl "$d/r4.ctl" '{"op":"stop"}' >/dev/null || fail "r4: stop op"
+wait "$r4_pid"
+echo "SIGKILL mid-snapshot (${writer:+writer $writer and }VMM $vmm, killed $when): the snapshot in $d/kept restores, r4 resumed at $(first_count "$d/r4.console")"
 
 # ---- damaged snapshots are refused ----
 cp -r "$d/snap" "$d/bad"

@@ -1,7 +1,12 @@
 #include <doctest/doctest.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <csignal>
+
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 #include "snapshot/format.hpp"
@@ -65,6 +70,35 @@ TEST_CASE("state file write and read through the file system") {
   auto gone = StateFile::read(path);
   REQUIRE_FALSE(gone.ok());
   CHECK(gone.error().message.find(path) != std::string::npos);
+  ::rmdir(dir);
+}
+
+// A disk that fills up mid-write, simulated with RLIMIT_FSIZE (EFBIG): the
+// file already there stays as it was and no half-written file is left.
+TEST_CASE("a state file write that runs out of space keeps the earlier file and leaves no partial one") {
+  char dir[] = "/tmp/forkvm-format-XXXXXX";
+  REQUIRE(::mkdtemp(dir) != nullptr);
+  const std::string path = std::string(dir) + "/state";
+  const std::vector<uint8_t> earlier = {1, 2, 3};
+  REQUIRE(write_file_atomic(path, earlier).ok());
+
+  struct rlimit saved {};
+  REQUIRE(::getrlimit(RLIMIT_FSIZE, &saved) == 0);
+  const auto old_handler = ::signal(SIGXFSZ, SIG_IGN);
+  struct rlimit small = saved;
+  small.rlim_cur = 4096;
+  REQUIRE(::setrlimit(RLIMIT_FSIZE, &small) == 0);
+  auto full = write_file_atomic(path, std::vector<uint8_t>(64 * 1024, 0xab));
+  ::setrlimit(RLIMIT_FSIZE, &saved);
+  ::signal(SIGXFSZ, old_handler);
+
+  REQUIRE_FALSE(full.ok());
+  CHECK(full.error().message.find(path + ".tmp") != std::string::npos);
+  CHECK(::access((path + ".tmp").c_str(), F_OK) != 0);
+  std::ifstream in(path, std::ios::binary);
+  const std::vector<uint8_t> kept((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK(kept == earlier);
+  ::unlink(path.c_str());
   ::rmdir(dir);
 }
 
