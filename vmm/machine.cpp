@@ -12,6 +12,7 @@
 #include "devices/virtio/vsock.hpp"
 #include "vmm/log.hpp"
 #include "vmm/machine_impl.hpp"
+#include "vmm/x86/acpi.hpp"
 #include "vmm/x86/boot.hpp"
 
 namespace forkvm {
@@ -23,9 +24,8 @@ namespace {
 constexpr const char* kBaseCmdline = "console=ttyS0 reboot=k panic=-1 i8042.noaux i8042.nomux i8042.dumbkbd";
 // virtio-mmio devices use GSIs from here up; below are the legacy ISA lines.
 constexpr uint32_t kFirstVirtioGsi = 5;
-// GSI 9 is the ACPI SCI the FADT announces; the IOAPIC has 24 pins.
+// GSI 9 is the ACPI SCI the FADT announces; the last pin (x86::acpi::kGedGsi) is the GED's.
 constexpr uint32_t kAcpiSciGsi = 9;
-constexpr uint32_t kIoapicPins = 24;
 
 uint32_t virtio_gsi(uint32_t index) {
   const uint32_t gsi = kFirstVirtioGsi + index;
@@ -137,6 +137,7 @@ Status Machine::Impl::add_legacy_devices() {
   FORKVM_CHECK(pio.add(kI8042Base, kI8042Size, i8042));
   acpi_pm = std::make_shared<AcpiPm>([this] { finish({ExitKind::poweroff, ""}); });
   FORKVM_CHECK(pio.add(kPm1EventPort, kAcpiPmPortCount, acpi_pm));
+  ged_irq = FORKVM_TRY(new_irq(x86::acpi::kGedGsi));
   return {};
 }
 
@@ -146,7 +147,7 @@ Status Machine::Impl::add_virtio(std::shared_ptr<virtio::Device> device, std::st
   const auto index = static_cast<uint32_t>(transports.size());
   const uint64_t base = layout::kVirtioMmioBase + index * layout::kVirtioMmioStride;
   const uint32_t gsi = virtio_gsi(index);
-  if (gsi >= kIoapicPins) return make_error("no interrupt line left for virtio device {}", index);
+  if (gsi >= x86::acpi::kGedGsi) return make_error("no interrupt line left for virtio device {}", index);
   EventFdInterrupt* irq = FORKVM_TRY(new_irq(gsi));
   auto transport = std::make_shared<virtio::MmioTransport>(device, memory, *irq, base);
   FORKVM_CHECK(mmio.add(base, virtio::mmio::kWindowSize, transport));

@@ -71,6 +71,7 @@ struct Machine::Impl final : ControlTarget {
   std::shared_ptr<Serial> serial;
   std::shared_ptr<I8042> i8042;
   std::shared_ptr<AcpiPm> acpi_pm;
+  EventFdInterrupt* ged_irq = nullptr;  // the ACPI GED's line: "re-read the VM generation ID"
   bool restored = false;  // built from a snapshot: no boot setup
   // The memory file this machine's RAM maps (restored machines only): a
   // later snapshot writes just the pages that differ from it.

@@ -24,6 +24,7 @@
 #include "vmm/log.hpp"
 #include "vmm/machine_impl.hpp"
 #include "vmm/state_codec.hpp"
+#include "vmm/x86/vmgenid.hpp"
 
 namespace forkvm {
 namespace {
@@ -374,6 +375,10 @@ Status Machine::Impl::load_snapshot(const snapshot::StateFile& file) {
     FORKVM_CHECK(transports[i]->load_state(r));
   }
   for (auto& t : transports) t->after_restore();
+  // This state may now run more than once: a new generation, and the
+  // guest told so (it reseeds its RNG before it runs much further).
+  FORKVM_CHECK(x86::write_new_vm_generation_id(memory));
+  ged_irq->trigger();
   return {};
 }
 

@@ -6,6 +6,13 @@ import { TEST_TIMEOUT, cleanup, createVm, freestyle, rejectsWithCode, sh, token,
 
 const opts = { timeout: TEST_TIMEOUT };
 
+// Interrupts the guest took on the ACPI GED's line: one per new VM generation
+// (a restore or fork), each making the vmgenid driver reseed the kernel's RNG.
+async function vmGenerationNotifies(vm) {
+  const awk = "awk '/ACPI:Ged/ { for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i } END { print s + 0 }'";
+  return Number((await sh(vm, `${awk} /proc/interrupts`)).trim());
+}
+
 describe('sdk: VM lifecycle', () => {
   beforeEach((t) => { trace.label = t.name; });
   after(cleanup, opts);
@@ -14,6 +21,8 @@ describe('sdk: VM lifecycle', () => {
     const { vm: parent } = await createVm();
     const mark = token();
     await parent.fs.writeTextFile('/root/parent.txt', mark);
+    assert.match(await sh(parent, 'ls /sys/bus/acpi/drivers/vmgenid'), /VMGENCTR:00/, 'the vmgenid driver is bound');
+    const notifiesBefore = await vmGenerationNotifies(parent);
     const { forks } = await parent.fork({ count: 2 });
     assert.equal(forks.length, 2);
     forks.forEach((f) => track(f.vmId));
@@ -28,6 +37,12 @@ describe('sdk: VM lifecycle', () => {
       assert.equal(await f.vm.fs.exists(`/root/child-${i}.txt`), true);
       assert.equal(await f.vm.fs.exists(`/root/child-${1 - i}.txt`), false, `fork ${i} does not see its sibling's file`);
     }
+    const random = [];
+    for (const f of forks) {
+      assert.ok(await vmGenerationNotifies(f.vm) > notifiesBefore, 'the child was told of its new VM generation');
+      random.push(await sh(f.vm, 'head -c 16 /dev/urandom | od -An -tx1'));
+    }
+    assert.notEqual(random[0], random[1], 'the children draw different random numbers');
     assert.equal(await parent.fs.exists('/root/child-0.txt'), false, 'the parent sees no child file');
     assert.equal(await parent.fs.readTextFile('/root/parent.txt'), mark, 'the parent keeps running');
   });

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <string_view>
 
+#include "vmm/x86/aml.hpp"
 #include "vmm/x86/layout.hpp"
 
 namespace forkvm::x86::acpi {
@@ -87,22 +88,36 @@ void finish(std::vector<uint8_t>& b, size_t start) {
 
 void align16(std::vector<uint8_t>& b) { b.resize((b.size() + 15) & ~size_t{15}, 0); }
 
+// The VM generation ID (Microsoft's spec; Linux drivers/virt/vmgenid.c binds
+// "VMGENCTR"): ADDR names the 16 bytes the VMM rewrites on every restore and
+// fork; the GED's interrupt runs _EVT, whose Notify makes the guest read them
+// and reseed its RNG.
+aml::Bytes vm_generation_devices() {
+  using namespace aml;
+  const Bytes addr[] = {integer(lowmem::kVmGenId & 0xffffffff), integer(lowmem::kVmGenId >> 32)};
+  const Bytes vgen = device("VGEN", join({
+                                        name("_HID", string("VMGENCTR")),
+                                        name("_CID", string("VM_GEN_COUNTER")),
+                                        name("_DDN", string("VM_GEN_COUNTER")),
+                                        name("ADDR", package(addr)),
+                                    }));
+  const Bytes ged = device("GED0", join({
+                                       name("_HID", string("ACPI0013")),
+                                       name("_UID", integer(0)),
+                                       name("_CRS", edge_interrupt_resource(kGedGsi)),
+                                       method("_EVT", 1, notify("\\_SB.VGEN", 0x80)),
+                                   }));
+  return scope("\\_SB", join({vgen, ged}));
+}
+
 void build_dsdt(std::vector<uint8_t>& b) {
   const size_t start = b.size();
   Writer w(b);
   header(w, "DSDT", 2);
   // Name (_S5, Package (4) { 5, 0, 0, 0 }): the SLP_TYP values for soft off.
-  static constexpr uint8_t kS5[] = {
-      0x08,                       // NameOp
-      '_',  'S',       '5', '_',  // NameString "_S5_"
-      0x12,                       // PackageOp
-      0x07,                       // PkgLength: 7 bytes from here to the end
-      0x04,                       // NumElements
-      0x0a, kSlpTypS5,            // BytePrefix 5: SLP_TYPa
-      0x00,                       // ZeroOp: SLP_TYPb
-      0x00, 0x00,                 // ZeroOp x2: reserved
-  };
-  for (uint8_t byte : kS5) w.u8(byte);
+  const aml::Bytes s5[] = {aml::integer(kSlpTypS5), aml::integer(0), aml::integer(0), aml::integer(0)};
+  for (uint8_t byte : aml::name("_S5", aml::package(s5))) w.u8(byte);
+  for (uint8_t byte : vm_generation_devices()) w.u8(byte);
   finish(b, start);
 }
 
@@ -256,7 +271,7 @@ Result<Tables> build_tables(uint32_t vcpu_count, uint64_t base) {
 
 Result<uint64_t> write_tables(const GuestMemory& memory, uint32_t vcpu_count) {
   Tables t = FORKVM_TRY(build_tables(vcpu_count, lowmem::kAcpi));
-  if (t.blob.size() > lowmem::kAcpiEnd - lowmem::kAcpi) {
+  if (t.blob.size() > lowmem::kVmGenId - lowmem::kAcpi) {
     return make_error("ACPI tables of {} bytes overflow the BIOS area", t.blob.size());
   }
   if (!memory.write(lowmem::kAcpi, t.blob)) return make_error("write ACPI tables at {:#x}", lowmem::kAcpi);

@@ -1,6 +1,8 @@
 // Minimal ACPI for an x86 guest: RSDP -> XSDT -> {FADT -> DSDT + FACS, MADT}.
 // The MADT is what brings up the APs; the FADT's PM1 control register and
-// the DSDT's \_S5 are how Linux powers off.
+// the DSDT's \_S5 are how Linux powers off. The DSDT also holds the VM
+// generation ID device (\_SB.VGEN, Linux's vmgenid driver) and a Generic
+// Event Device (\_SB.GED0) whose interrupt makes the guest re-read it.
 //
 // Not hardware-reduced, on purpose: in hardware-reduced mode Linux drops the
 // legacy PIC and leaves ISA IRQs 0-15 unmapped, so the serial port's IRQ 4
@@ -36,6 +38,11 @@ inline constexpr uint8_t kResetValue = 0xfe;
 // active-high. Nothing raises it (no fixed events are enabled), but Linux
 // programs the pin, so the machine must not give GSI 9 to a device.
 inline constexpr uint16_t kSciIrq = 9;
+
+// The Generic Event Device's interrupt (the last IOAPIC pin; virtio devices
+// stop below it): the VMM pulses it after a restore or fork, and the GED's
+// _EVT method then notifies the VM generation ID device (see vmgenid.hpp).
+inline constexpr uint32_t kGedGsi = 23;
 
 inline constexpr uint8_t kSlpTypS5 = 5;
 inline constexpr uint16_t kSlpEn = 1U << 13;  // PM1_CNT.SLP_EN

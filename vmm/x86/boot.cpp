@@ -17,6 +17,7 @@
 #include "vmm/x86/long_mode.hpp"
 #include "vmm/x86/msrs.hpp"
 #include "vmm/x86/pvh.hpp"
+#include "vmm/x86/vmgenid.hpp"
 
 namespace forkvm::x86 {
 namespace {
@@ -118,6 +119,7 @@ Result<BootEntry> load_images(const GuestMemory& memory, std::span<const uint8_t
 
   const auto e820 = FORKVM_TRY(build_e820(memory.size()));
   const uint64_t rsdp = FORKVM_TRY(acpi::write_tables(memory, config.vcpu_count).context("ACPI tables"));
+  FORKVM_CHECK(write_new_vm_generation_id(memory));
   FORKVM_CHECK(write_boot_tables(memory));
 
   BootEntry entry;

@@ -9,7 +9,8 @@
 //   0x0000_9000  PML4    0xA000 PDPT    0xB000-0xEFFF four PDs (4 GiB of 2 MiB pages)
 //   0x0002_0000  kernel command line (up to 64 KiB)
 //   0x0009_fc00  EBDA (reserved in e820)     0x000a_0000-0x000f_ffff legacy VGA/BIOS hole
-//   0x000e_0000  ACPI: RSDP, then XSDT, FADT, DSDT, MADT (up to 0x10_0000)
+//   0x000e_0000  ACPI: RSDP, then XSDT, FADT, DSDT, MADT (below the VM generation ID)
+//   0x000f_f000  VM generation ID (16 bytes; the DSDT's VGEN device points here)
 //   0x0010_0000  kernel (bzImage protected-mode code or ELF segments), then free RAM;
 //                the initrd goes at the top of low RAM.
 #pragma once
@@ -35,7 +36,9 @@ inline constexpr uint64_t kCmdlineMax = 0x10000;
 inline constexpr uint64_t kEbda = 0x9fc00;
 inline constexpr uint64_t kLegacyHole = 0xa0000;
 inline constexpr uint64_t kAcpi = 0xe0000;
-inline constexpr uint64_t kAcpiEnd = 0x100000;
+inline constexpr uint64_t kAcpiEnd = 0x100000;  // the BIOS area, all reserved in e820
+inline constexpr uint64_t kVmGenId = 0xff000;   // 8-byte aligned, within one page (the spec's rules)
+inline constexpr uint64_t kVmGenIdSize = 16;
 inline constexpr uint64_t kHighMem = 0x100000;  // 1 MiB: where kernels go
 
 }  // namespace forkvm::x86::lowmem
