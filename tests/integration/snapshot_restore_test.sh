@@ -28,7 +28,7 @@ mounted=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
   for m in "${mounted[@]}"; do umount "$m"; done
-  wait 2>/dev/null
+  for p in "${pids[@]}"; do wait_exit "$p" 30 || echo "cleanup: process $p did not exit"; done
   rm -rf "$d"
 }
 trap cleanup EXIT
@@ -63,6 +63,17 @@ wait_count() {
     sleep 0.2
   done
   fail "$1: no count >= $2 within $3 s (last: ${c:-none})"
+}
+
+# wait_exit PID SECONDS: until PID (a child of this shell) has exited; false on the deadline.
+wait_exit() {
+  local end=$((SECONDS + $2))
+  while kill -0 "$1" 2>/dev/null; do
+    ((SECONDS < end)) || return 1
+    sleep 0.1
+  done
+  wait "$1" 2>/dev/null
+  return 0
 }
 
 # Bounded: a VMM that stops answering fails the test instead of hanging it.
@@ -161,24 +172,30 @@ first=$(first_count "$d/r3.console")
 echo "delta snapshot of r1 at count $k2: $(stat -c %s "$d/snap2/memory") bytes written for $((mem_size / 1024)) MiB of RAM; r3 resumed at $first"
 
 # ---- SIGKILL of the VMM and its memory writer mid-snapshot: the snapshot already there stays whole ----
-"$forkvm" snapshot --control "$d/r3.ctl" --dir "$d/kept" >/dev/null || fail "snapshot of r3"
+timeout -k 5 120 "$forkvm" snapshot --control "$d/r3.ctl" --dir "$d/kept" >"$d/kept.json" || fail "snapshot of r3"
 before=$(sha256sum <"$d/kept/state")
 k3=$(last_count "$d/r3.console")
 vmm=$(pgrep -P "$r3_pid") || fail "r3's VMM process not found"
-"$forkvm" snapshot --control "$d/r3.ctl" --dir "$d/kept" >/dev/null 2>&1 &
+echo "kill test: r3 (VMM $vmm) snapshotted to $d/kept at count $k3; snapshotting it there again"
+timeout -k 5 120 "$forkvm" snapshot --control "$d/r3.ctl" --dir "$d/kept" >/dev/null 2>&1 &
 pids+=($!)
-for _ in $(seq 500); do writer=$(pgrep -P "$vmm") && break; sleep 0.01; done
-kill -KILL ${writer:-} "$vmm" 2>/dev/null
-wait "$r3_pid" 2>/dev/null
+writer=
+for _ in $(seq 200); do
+  writer=$(pgrep -P "$vmm") && break
+  sleep 0.02
+done
+kill -KILL $writer "$vmm" 2>/dev/null
+wait_exit "$r3_pid" 60 || fail "r3's VMM did not die of SIGKILL within 60 s"
 [[ $(sha256sum <"$d/kept/state") == "$before" ]] && when="before it replaced the state file" || when="after it finished"
+echo "kill test: VMM ${writer:+and writer $writer }killed $when"
 timeout -k 5 "$guest_timeout" "$forkvm" restore --snapshot "$d/kept" --console "$d/r4.console" \
   --control "$d/r4.ctl" >"$d/r4.log" 2>&1 &
 r4_pid=$!
 pids+=("$r4_pid")
 wait_count "$d/r4.console" $((k3 + 5)) 60 "$r4_pid"
 ctl "$d/r4.ctl" '{"op":"stop"}' >/dev/null || fail "r4: stop op"
-wait "$r4_pid"
-echo "SIGKILL mid-snapshot (${writer:+writer $writer and }VMM $vmm, killed $when): the snapshot in $d/kept restores, r4 resumed at $(first_count "$d/r4.console")"
+wait_exit "$r4_pid" 60 || fail "r4 did not stop within 60 s"
+echo "SIGKILL mid-snapshot: the snapshot in $d/kept restores; r4 resumed at $(first_count "$d/r4.console")"
 
 # ---- damaged snapshots are refused ----
 cp -r "$d/snap" "$d/bad"

@@ -5,7 +5,7 @@
 # kernel command line asks with forkvm.test=<mode>:
 #   poweroff (default)  poweroff -f
 #   reboot              reboot -f
-#   panic               crash the kernel through sysrq
+#   panic               exit init, which panics the kernel
 #   disk                hash the first 4 KiB of /dev/vda, write a fixed pattern at 4096, power off
 #   ro                  try to write /dev/vda, report refused/accepted, power off
 #   shell               interactive sh on the console
@@ -83,8 +83,8 @@ reboot)
   exit 1
   ;;
 panic)
-  echo c >/proc/sysrq-trigger
-  say "error: sysrq did not panic"
+  # init exiting panics the kernel ("Attempted to kill init!") with no page fault on the
+  # way, unlike sysrq-c's NULL write: in CI's nested rig that test twice left L1 stuck.
   exit 1
   ;;
 disk)
