@@ -16,6 +16,7 @@
 #include <cstring>
 #include <filesystem>
 #include <future>
+#include <optional>
 
 #include "devices/storage/chain_ops.hpp"
 #include "snapshot/cpu_state.hpp"
@@ -51,23 +52,47 @@ std::string fresh_memory_name(const std::string& dir) {
                      ::getpid());
 }
 
-// Removes memory files in `dir` that the new state file does not name.
-void remove_stale_memory(const std::string& dir, const std::string& keep) {
-  std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
-    const std::string name = e.path().filename().string();
-    if (name.starts_with("memory") && name != keep && name != kMemoryBaseName) std::filesystem::remove(e.path(), ec);
-  }
-}
-
 // What a snapshot writes after the pause (in the writer process or, with
 // stop, in place).
 struct MemoryPlan {
   std::string dir;
   std::string name;  // the memory (or delta) file
+  std::string base;  // with a delta: the link to the file it is over
   bool delta = false;
   std::vector<uint8_t> state;  // the encoded state file
 };
+
+// Removes memory files in `dir` that the new state file does not name.
+void remove_stale_memory(const MemoryPlan& plan) {
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(plan.dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.starts_with("memory") && name != plan.name && !(plan.delta && name == plan.base))
+      std::filesystem::remove(e.path(), ec);
+  }
+}
+
+// Links the file a delta is over into `dir`, as "memory.base" unless an
+// earlier snapshot there has a different file by that name (it stays until
+// the new state file replaces the old one); returns the name, or nothing
+// when no link can be made (another file system: a full write then).
+std::optional<std::string> link_memory_base(const std::string& dir, int base_fd) {
+  struct stat want {};
+  struct stat have {};
+  std::string name = kMemoryBaseName;
+  if (::fstat(base_fd, &want) != 0) return std::nullopt;
+  if (::stat((dir + "/" + name).c_str(), &have) == 0) {
+    if (have.st_dev == want.st_dev && have.st_ino == want.st_ino) return name;
+    name = fresh_memory_name(dir) + ".base";
+  }
+  const std::string proc = fmt::format("/proc/self/fd/{}", base_fd);
+  if (::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, (dir + "/" + name).c_str(), AT_SYMLINK_FOLLOW) != 0) {
+    log(LogLevel::info, "snapshot {}: full memory write (no link to the base: {})", dir,
+        std::strerror(errno));
+    return std::nullopt;
+  }
+  return name;
+}
 
 Result<snapshot::MemoryFileStats> write_memory_and_state(const GuestMemory& memory, const MemoryPlan& plan) {
   const std::string path = plan.dir + "/" + plan.name;
@@ -167,7 +192,7 @@ void Machine::Impl::control_snapshot(const SnapshotRequest& request, SnapshotDon
     if (auto s = pause_vcpus(); !s.ok()) return done(s.error().context("snapshot"));
   }
   // ---- paused: state, disks, the plan for memory ----
-  MemoryPlan plan{dir, fresh_memory_name(dir), false, {}};
+  MemoryPlan plan{dir, fresh_memory_name(dir), {}, false, {}};
   snapshot::StateFileWriter file;
   if (auto s = save_sections(file, *msrs); !s.ok()) {
     if (!was_paused) resume_vcpus();
@@ -182,17 +207,15 @@ void Machine::Impl::control_snapshot(const SnapshotRequest& request, SnapshotDon
   // changed need writing (the delta names its pages itself: no reliance on
   // the filesystem's holes); a hard link keeps that file for the snapshot.
   if (memory_base_fd.valid()) {
-    const std::string link = dir + "/" + kMemoryBaseName;
-    std::error_code ec;
-    std::filesystem::remove(link, ec);
-    const std::string proc = fmt::format("/proc/self/fd/{}", memory_base_fd.get());
-    plan.delta = ::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, link.c_str(), AT_SYMLINK_FOLLOW) == 0;
-    if (!plan.delta) log(LogLevel::info, "snapshot {}: full memory write (no link to the base: {})", dir, std::strerror(errno));
+    if (auto base = link_memory_base(dir, memory_base_fd.get())) {
+      plan.base = *base;
+      plan.delta = true;
+    }
   }
   {
     StateWriter w;
     if (plan.delta) {
-      w.str(kMemoryBaseName);
+      w.str(plan.base);
       w.str(plan.name);
       w.u64(memory.size());
       file.add(snapshot::kMemoryDelta, 0, w.take());
@@ -238,7 +261,7 @@ void Machine::Impl::control_snapshot(const SnapshotRequest& request, SnapshotDon
     }
     if (!request.stop && !was_paused) resume_vcpus();
     stats.memory_data_bytes = written->data_bytes;
-    remove_stale_memory(dir, plan.name);
+    remove_stale_memory(plan);
     log(LogLevel::info, "snapshot {}: paused {:.1f} ms, {} MiB of memory written{}", dir, stats.pause_ms,
         written->data_bytes >> 20, plan.delta ? " (delta)" : "");
     return done(stats);
@@ -276,7 +299,7 @@ void Machine::Impl::control_snapshot(const SnapshotRequest& request, SnapshotDon
   auto reader = std::make_shared<UniqueFd>(std::move(result_read));
   auto message = std::make_shared<std::string>();
   auto watched = loop->watch_readable(rfd, [this, reader, message, pid, t0, stats, done,
-                                            name = plan.name]() mutable {
+                                            plan = std::move(plan)]() mutable {
     char buf[512];
     const ssize_t n = ::read(reader->get(), buf, sizeof buf);
     if (n > 0) {
@@ -301,7 +324,7 @@ void Machine::Impl::control_snapshot(const SnapshotRequest& request, SnapshotDon
                              message->empty() ? "the writer died" : *message));
     }
     stats.memory_data_bytes = std::stoull(message->substr(3));
-    remove_stale_memory(stats.dir, name);
+    remove_stale_memory(plan);
     log(LogLevel::info, "snapshot {}: paused {:.2f} ms, complete after {:.0f} ms, {} MiB of memory written{}",
         stats.dir, stats.pause_ms, stats.total_ms, stats.memory_data_bytes >> 20, stats.memory_delta ? " (delta)" : "");
     done(stats);

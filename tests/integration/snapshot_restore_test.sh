@@ -65,7 +65,9 @@ wait_count() {
   fail "$1: no count >= $2 within $3 s (last: ${c:-none})"
 }
 
-# wait_exit PID SECONDS: until PID (a child of this shell) has exited; false on the deadline.
+# wait_exit PID SECONDS: until PID (a child of this shell) has exited, its status then in
+# exit_rc; false on the deadline.
+exit_rc=
 wait_exit() {
   local end=$((SECONDS + $2))
   while kill -0 "$1" 2>/dev/null; do
@@ -73,7 +75,7 @@ wait_exit() {
     sleep 0.1
   done
   wait "$1" 2>/dev/null
-  return 0
+  exit_rc=$?
 }
 
 # Bounded: a VMM that stops answering fails the test instead of hanging it.
@@ -103,8 +105,8 @@ wait_count "$d/orig.console" $((b + 3)) 30 "$orig"
 echo "pause/resume: held at $b while paused, counting again after resume"
 
 "$forkvm" snapshot --control "$d/orig.ctl" --dir "$d/snap" --stop | tee "$d/snap.json" || fail "snapshot"
-wait "$orig"
-rc=$?
+wait_exit "$orig" 60 || fail "the snapshotted VM did not exit within 60 s"
+rc=$exit_rc
 [[ $rc == 130 ]] || fail "the snapshotted VM exited with $rc, expected 130 (stopped)"
 k=$(last_count "$d/orig.console")
 echo "snapshot taken at count $k"
@@ -151,14 +153,14 @@ done
 umount "$d/full" && mounted=()
 
 ctl "$d/r2.ctl" '{"op":"stop"}' >/dev/null || fail "r2: stop op"
-wait "$r2_pid"
-rc=$?
+wait_exit "$r2_pid" 60 || fail "r2 did not exit within 60 s"
+rc=$exit_rc
 [[ $rc == 130 ]] || fail "r2 exited with $rc, expected 130 (stopped)"
 
 # ---- a snapshot of a restored VM writes only the pages it changed (a delta) ----
 "$forkvm" snapshot --control "$d/r1.ctl" --dir "$d/snap2" --stop >"$d/snap2.json" || fail "snapshot of r1"
-wait "$r1_pid"
-rc=$?
+wait_exit "$r1_pid" 60 || fail "r1 did not exit within 60 s"
+rc=$exit_rc
 [[ $rc == 130 ]] || fail "r1 exited with $rc after its snapshot, expected 130 (stopped)"
 grep -q '"memory_delta":true' "$d/snap2.json" || fail "the snapshot of a restored VM is not a delta: $(cat "$d/snap2.json")"
 k2=$(last_count "$d/r1.console")
@@ -179,12 +181,16 @@ vmm=$(pgrep -P "$r3_pid") || fail "r3's VMM process not found"
 echo "kill test: r3 (VMM $vmm) snapshotted to $d/kept at count $k3; snapshotting it there again"
 timeout -k 5 120 "$forkvm" snapshot --control "$d/r3.ctl" --dir "$d/kept" >/dev/null 2>&1 &
 pids+=($!)
+# The writer is the VMM's only child: kill at once when it appears (builtins only, so the
+# loop is fast), the whole process group (timeout, VMM, writer) in one signal.
 writer=
-for _ in $(seq 200); do
-  writer=$(pgrep -P "$vmm") && break
-  sleep 0.02
+for ((i = 0; i < 20000 && ${#writer} == 0; i++)); do
+  for f in /proc/"$vmm"/task/*/children; do
+    read -r writer <"$f" 2>/dev/null  # "PID " without a newline: read fails but sets it
+    [[ -n $writer ]] && break
+  done
 done
-kill -KILL $writer "$vmm" 2>/dev/null
+kill -KILL -- -"$r3_pid" 2>/dev/null
 wait_exit "$r3_pid" 60 || fail "r3's VMM did not die of SIGKILL within 60 s"
 [[ $(sha256sum <"$d/kept/state") == "$before" ]] && when="before it replaced the state file" || when="after it finished"
 echo "kill test: VMM ${writer:+and writer $writer }killed $when"
