@@ -8,8 +8,10 @@ namespace forkvm::cli {
 
 int bench_command(const std::vector<std::string>& argv) {
   if (argv.empty() || argv[0] == "--help") {
-    std::fputs("usage: forkvm bench boot|agent|fork|restore|suspend|api [--runs N] [--json]   (forkvm bench MODE --help)\n",
-               argv.empty() ? stderr : stdout);
+    std::fputs(
+        "usage: forkvm bench boot|agent|fork|restore|suspend|pagein|api [--runs N] [--json]   (forkvm bench "
+        "MODE --help)\n",
+        argv.empty() ? stderr : stdout);
     return argv.empty() ? kUsageError : 0;
   }
   std::vector<std::string> rest(argv.begin() + 1, argv.end());
@@ -18,6 +20,7 @@ int bench_command(const std::vector<std::string>& argv) {
   if (argv[0] == "fork") return bench_fork(rest);
   if (argv[0] == "restore") return bench_restore(rest);
   if (argv[0] == "suspend") return bench_suspend(rest);
+  if (argv[0] == "pagein") return bench_pagein(rest);
   if (argv[0] == "api") return bench_api(rest);
   std::fprintf(stderr, "forkvm bench: unknown mode '%s'\n", argv[0].c_str());
   return kUsageError;
