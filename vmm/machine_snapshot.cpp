@@ -96,7 +96,8 @@ std::optional<std::string> link_memory_base(const std::string& dir, int base_fd)
 
 Result<snapshot::MemoryFileStats> write_memory_and_state(const GuestMemory& memory, const MemoryPlan& plan) {
   const std::string path = plan.dir + "/" + plan.name;
-  auto stats = plan.delta ? snapshot::write_memory_delta(memory, path) : snapshot::write_memory_file(memory, path);
+  auto stats =
+      plan.delta ? snapshot::write_memory_delta(memory, path) : snapshot::write_memory_file(memory, path);
   Status done = stats.ok() ? snapshot::sync_file(path) : Status{stats.error()};
   // Last: the snapshot exists once `state` names the new memory file.
   if (done.ok()) done = snapshot::write_file_atomic(plan.dir + "/" + kStateFile, plan.state);

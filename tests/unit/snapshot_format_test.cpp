@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <csignal>
-
 #include <cstring>
 #include <fstream>
 #include <iterator>
