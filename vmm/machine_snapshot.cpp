@@ -74,7 +74,8 @@ void remove_stale_memory(const MemoryPlan& plan) {
 
 // Links the file a delta is over into `dir`, as "memory.base" unless an
 // earlier snapshot there has a different file by that name (it stays until
-// the new state file replaces the old one); returns the name, or nothing
+// the new state file replaces the old one; one no state file names is
+// replaced); returns the name, or nothing
 // when no link can be made (another file system: a full write then).
 std::optional<std::string> link_memory_base(const std::string& dir, int base_fd) {
   struct stat want {};
@@ -83,7 +84,12 @@ std::optional<std::string> link_memory_base(const std::string& dir, int base_fd)
   if (::fstat(base_fd, &want) != 0) return std::nullopt;
   if (::stat((dir + "/" + name).c_str(), &have) == 0) {
     if (have.st_dev == want.st_dev && have.st_ino == want.st_ino) return name;
-    name = fresh_memory_name(dir) + ".base";
+    // Without a state file no snapshot here uses it (a failed one left it).
+    if (::access((dir + "/" + kStateFile).c_str(), F_OK) != 0) {
+      ::unlink((dir + "/" + name).c_str());
+    } else {
+      name = fresh_memory_name(dir) + ".base";
+    }
   }
   const std::string proc = fmt::format("/proc/self/fd/{}", base_fd);
   if (::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, (dir + "/" + name).c_str(), AT_SYMLINK_FOLLOW) != 0) {
