@@ -50,6 +50,16 @@ Status answer_ok(const Result<HttpResponse>& r, std::string_view what) {
   return {};
 }
 
+// A string member of a 200 answer's JSON object.
+Result<std::string> string_field(const Result<HttpResponse>& r, std::string_view what, const char* key) {
+  FORKVM_CHECK(answer_ok(r, what));
+  rapidjson::Document d;
+  d.Parse(r->body.data(), r->body.size());
+  if (d.HasParseError() || !d.IsObject() || !d.HasMember(key) || !d[key].IsString())
+    return make_error("{}: no {} in the answer: {}", what, key, r->body.substr(0, 300));
+  return std::string(d[key].GetString(), d[key].GetStringLength());
+}
+
 }  // namespace
 
 Result<std::unique_ptr<BenchServer>> BenchServer::open(const BenchServerOptions& o) {
@@ -163,16 +173,20 @@ void BenchServer::track(const std::string& id, bool live) {
     vms_.erase(id);
 }
 
-Result<std::string> BenchServer::create_vm() {
-  auto r = call("POST", "/v1/vms", "{}");
-  FORKVM_CHECK(answer_ok(r, "POST /v1/vms"));
-  rapidjson::Document d;
-  d.Parse(r->body.data(), r->body.size());
-  if (d.HasParseError() || !d.IsObject() || !d.HasMember("id") || !d["id"].IsString())
-    return make_error("POST /v1/vms: no id in the answer: {}", r->body.substr(0, 300));
-  std::string id = d["id"].GetString();
+Result<std::string> BenchServer::create_vm(const std::string& body) {
+  auto r = call("POST", "/v1/vms", body);
+  std::string id = FORKVM_TRY(string_field(r, "POST /v1/vms", "id"));
   track(id, true);
   return id;
+}
+
+Result<std::string> BenchServer::create_snapshot(const std::string& body) {
+  return string_field(call("POST", "/v1/vms/snapshots", body), "POST /v1/vms/snapshots", "snapshotId");
+}
+
+Status BenchServer::delete_snapshot(const std::string& snapshot_id) {
+  auto r = call("DELETE", "/v1/vms/snapshots/" + percent_encode_segment(snapshot_id), std::nullopt);
+  return answer_ok(r, "DELETE /v1/vms/snapshots/" + snapshot_id);
 }
 
 Status BenchServer::exec(const std::string& vm_id, const std::string& command) {

@@ -33,7 +33,11 @@ class BenchServer {
   BenchServer(const BenchServer&) = delete;
   BenchServer& operator=(const BenchServer&) = delete;
 
-  Result<std::string> create_vm();
+  // POST /v1/vms with `body`: the new VM's id.
+  Result<std::string> create_vm(const std::string& body = "{}");
+  // POST /v1/vms/snapshots with `body` (a template build): the snapshot id.
+  Result<std::string> create_snapshot(const std::string& body);
+  Status delete_snapshot(const std::string& snapshot_id);
   // `command` through POST /v1/vms/{id}/exec-await; an error unless it exited 0.
   Status exec(const std::string& vm_id, const std::string& command);
   // POST /v1/vms/{id}/fork {"count":n}: the children's ids.

@@ -41,5 +41,6 @@ int bench_fork(const std::vector<std::string>& argv);
 int bench_pagein(const std::vector<std::string>& argv);
 int bench_restore(const std::vector<std::string>& argv);
 int bench_suspend(const std::vector<std::string>& argv);
+int bench_template(const std::vector<std::string>& argv);
 
 }  // namespace forkvm::cli

@@ -102,12 +102,6 @@ struct CreatedSnapshot {
   SnapshotRecord record;
 };
 
-struct CreateSnapshotInput {
-  std::string snapshot_id;
-  CreateSnapshotRequest request;
-  std::optional<SnapshotRecord> base_snapshot;  // when the innermost layer names one
-};
-
 struct ForkInput {
   std::vector<std::string> child_ids;  // count = child_ids.size(), 1..kMaxForkCount
 };
@@ -249,8 +243,6 @@ class VmEngine {
   // Snapshots and forks.
   virtual ApiResult<CreatedSnapshot> snapshot_vm(const CallContext& ctx, const VmRecord& vm,
                                                  const SnapshotInput& input) = 0;
-  virtual ApiResult<CreatedSnapshot> create_snapshot(const CallContext& ctx,
-                                                     const CreateSnapshotInput& input) = 0;
   virtual ApiResult<ForkedVms> fork_vm(const CallContext& ctx, const VmRecord& vm,
                                        const ForkInput& input) = 0;
 

@@ -23,6 +23,13 @@ namespace {
 
 constexpr uint64_t kGiB = 1ULL << 30;
 
+// One word for the guest's /bin/sh, whatever the client sent.
+std::string shell_quote(std::string_view word) {
+  std::string out = "'";
+  for (char c : word) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
 }  // namespace
 
 std::string vmm_log_tail(const std::string& path) {
@@ -272,14 +279,28 @@ ApiStatus LocalEngine::apply_create_fields(LiveVm& vm, const CreateVmRequest& re
   };
   if (!req.apt_deps.empty()) {
     std::string pkgs;
-    for (const auto& p : req.apt_deps) pkgs += " '" + p + "'";
+    for (const auto& p : req.apt_deps) pkgs += " " + shell_quote(p);
     FORKVM_CHECK(run("apt-get install", "DEBIAN_FRONTEND=noninteractive apt-get update -q && "
                                         "DEBIAN_FRONTEND=noninteractive apt-get install -qy" +
                                             pkgs));
   }
-  for (const auto& repo : req.git_repos) {
-    std::string cmd = fmt::format("git clone -q '{}' '{}'", repo.repo, repo.path);
-    if (repo.rev) cmd += fmt::format(" && git -C '{}' checkout -q '{}'", repo.path, *repo.rev);
+  if (req.git) {
+    // git.config: the identity commits made in the VM carry.
+    auto config = [&](const char* key, const std::optional<std::string>& value) -> ApiStatus {
+      if (!value) return {};
+      return run(fmt::format("git config {}", key),
+                 fmt::format("git config --system {} {}", key, shell_quote(*value)));
+    };
+    FORKVM_CHECK(config("user.name", req.git->user_name));
+    FORKVM_CHECK(config("user.email", req.git->user_email));
+    FORKVM_CHECK(config("user.signingkey", req.git->user_signing_key));
+  }
+  std::vector<GitRepo> repos = req.git_repos;
+  if (req.git) repos.insert(repos.end(), req.git->repos.begin(), req.git->repos.end());
+  for (const auto& repo : repos) {
+    std::string cmd = fmt::format("git clone -q {} {}", shell_quote(repo.repo), shell_quote(repo.path));
+    if (repo.rev)
+      cmd += fmt::format(" && git -C {} checkout -q {}", shell_quote(repo.path), shell_quote(*repo.rev));
     FORKVM_CHECK(run("git clone of " + repo.repo, cmd));
   }
   if (req.systemd) {
@@ -291,10 +312,6 @@ ApiStatus LocalEngine::apply_create_fields(LiveVm& vm, const CreateVmRequest& re
 ApiResult<CreatedVm> LocalEngine::create_vm(const CallContext& /*ctx*/, const CreateVmInput& input) {
   const CreateVmRequest& req = input.request;
 
-  if (req.spec || req.template_)
-    return api_error(ErrorCode::NotImplemented,
-                     "spec and template builds (layered snapshots) are not implemented yet; create from the "
-                     "default image with per-VM fields instead");
   Resources r{o_.default_mem_mib, o_.default_vcpus, 0};
   if (req.mem_size_gb) r.mem_mib = static_cast<uint64_t>(*req.mem_size_gb) * 1024;
   if (req.vcpu_count) r.vcpus = static_cast<uint32_t>(*req.vcpu_count);
@@ -477,15 +494,6 @@ ApiResult<OptimizedVm> LocalEngine::optimize_vm(const CallContext& /*ctx*/, cons
   log(LogLevel::info, "engine: VM {}: {} disk layers flattened into one", vm.id, *merged);
   return OptimizedVm{fmt::format("flattened the VM's {} disk layers into one", *merged)};
 }
-
-
-ApiResult<CreatedSnapshot> LocalEngine::create_snapshot(const CallContext& /*ctx*/,
-                                                        const CreateSnapshotInput& /*input*/) {
-  return api_error(ErrorCode::NotImplemented,
-                   "building a snapshot from a template (layered spec builds) is not implemented yet; "
-                   "snapshot a running VM instead (POST /v1/vms/{id}/snapshot)");
-}
-
 
 Result<std::unique_ptr<VmEngine>> make_local_engine(const LocalEngineOptions& options) {
   LocalEngineOptions o = options;

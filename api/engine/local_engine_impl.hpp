@@ -37,7 +37,6 @@ class LocalEngine final : public VmEngine {
   ApiResult<OptimizedVm> optimize_vm(const CallContext& ctx, const VmRecord& vm) override;
   ApiResult<CreatedSnapshot> snapshot_vm(const CallContext& ctx, const VmRecord& vm,
                                          const SnapshotInput& input) override;
-  ApiResult<CreatedSnapshot> create_snapshot(const CallContext& ctx, const CreateSnapshotInput& input) override;
   ApiResult<ForkedVms> fork_vm(const CallContext& ctx, const VmRecord& vm, const ForkInput& input) override;
 
   ApiResult<ExecResult> exec(const CallContext& ctx, const VmRecord& vm, const ExecRequest& req) override;

@@ -2,6 +2,10 @@
 
 #include <fmt/format.h>
 #include <rapidjson/error/en.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <algorithm>
 
 namespace forkvm::api::json {
 
@@ -169,6 +173,45 @@ ApiResult<const Value*> Reader::req_array(const char* key) const {
   if (v == nullptr) return error(key, "is required (an array)");
   if (!v->IsArray()) return error(key, fmt::format("expected an array, got {}", type_name(*v)));
   return v;
+}
+
+namespace {
+
+void write_canonical(const Value& v, rapidjson::Writer<rapidjson::StringBuffer>& w,
+                     const std::vector<std::string_view>& drop) {
+  if (v.IsObject()) {
+    std::vector<const Value::Member*> members;
+    for (const auto& m : v.GetObject()) {
+      std::string_view name(m.name.GetString(), m.name.GetStringLength());
+      if (m.value.IsNull() || std::find(drop.begin(), drop.end(), name) != drop.end()) continue;
+      members.push_back(&m);
+    }
+    std::sort(members.begin(), members.end(), [](const Value::Member* a, const Value::Member* b) {
+      return std::string_view(a->name.GetString(), a->name.GetStringLength()) <
+             std::string_view(b->name.GetString(), b->name.GetStringLength());
+    });
+    w.StartObject();
+    for (const Value::Member* m : members) {
+      w.Key(m->name.GetString(), m->name.GetStringLength());
+      write_canonical(m->value, w, {});
+    }
+    w.EndObject();
+  } else if (v.IsArray()) {
+    w.StartArray();
+    for (const auto& e : v.GetArray()) write_canonical(e, w, {});
+    w.EndArray();
+  } else {
+    v.Accept(w);
+  }
+}
+
+}  // namespace
+
+std::string canonical(const Value& value, const std::vector<std::string_view>& drop) {
+  rapidjson::StringBuffer sb;
+  rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+  write_canonical(value, w, drop);
+  return {sb.GetString(), sb.GetSize()};
 }
 
 ApiResult<Reader> element_reader(const Value& value, std::string path, ErrorCode code) {

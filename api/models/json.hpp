@@ -51,6 +51,7 @@ class Reader {
   [[nodiscard]] ApiError error_here(std::string_view what) const;
   [[nodiscard]] ErrorCode code() const { return code_; }
   [[nodiscard]] const std::string& base() const { return path_; }
+  [[nodiscard]] const Value& object() const { return object_; }
 
  private:
   [[nodiscard]] const Value* find(const char* key) const;
@@ -59,6 +60,13 @@ class Reader {
   std::string path_;
   ErrorCode code_;
 };
+
+// `value` as compact JSON with every object's members sorted by name and
+// null members left out (null means absent here), so two bodies that say the
+// same thing in another order or with explicit nulls give the same text: what
+// a template's cache hash is taken over. `drop` names members of the
+// outermost object to leave out as well.
+[[nodiscard]] std::string canonical(const Value& value, const std::vector<std::string_view>& drop = {});
 
 // Reads `value` (an element of an array) as an object with the given path.
 [[nodiscard]] ApiResult<Reader> element_reader(const Value& value, std::string path, ErrorCode code);

@@ -126,6 +126,10 @@ struct LayerSpec {
   std::vector<std::string> apt_deps;
   std::optional<std::string> discriminator;
   std::optional<bool> skip_cache;
+  // This layer's JSON in json::canonical form, without its inner layer
+  // (`snapshot`) and `skipCache`: what the snapshot cache is keyed by,
+  // together with the layer's base.
+  std::string canonical;
 };
 
 struct CreateVmRequest {

@@ -269,6 +269,7 @@ ApiResult<std::unique_ptr<LayerSpec>> read_layer(const json::Reader& r, bool nes
   l->apt_deps = FORKVM_TRY(r.opt_string_array("aptDeps")).value_or(std::vector<std::string>{});
   l->discriminator = FORKVM_TRY(r.opt_string("discriminator"));
   l->skip_cache = FORKVM_TRY(r.opt_bool("skipCache"));
+  l->canonical = json::canonical(r.object(), {"snapshot", "skipCache"});
   return l;
 }
 

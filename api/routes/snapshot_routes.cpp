@@ -1,5 +1,6 @@
 // Snapshot and build endpoints. Reads, renames and deletes are store
-// operations; only creating a snapshot needs the engine. Deleting is a soft
+// operations; creating a snapshot from a template is a build
+// (template_build.hpp). Deleting is a soft
 // delete (the spec's `deleted` flag): the engine reclaims the files of
 // deleted rows.
 #include <fmt/format.h>
@@ -9,6 +10,7 @@
 #include "api/models/requests.hpp"
 #include "api/models/responses.hpp"
 #include "api/routes/api.hpp"
+#include "api/routes/template_build.hpp"
 #include "vmm/log.hpp"
 
 namespace forkvm::api {
@@ -38,22 +40,11 @@ ApiResult<HttpReply> list_snapshots(RouteContext& ctx) {
 }
 
 ApiResult<HttpReply> create_snapshot(RouteContext& ctx) {
-  CreateSnapshotInput in;
-  in.request = FORKVM_TRY(parse_create_snapshot(ctx.request.body));
-  const LayerSpec* innermost = in.request.spec.get();
-  while (innermost->base) innermost = innermost->base.get();
-  if (innermost->snapshot_id)
-    in.base_snapshot = FORKVM_TRY(load_snapshot(ctx, *innermost->snapshot_id, false));
-  in.snapshot_id = new_snapshot_id();
-  CreatedSnapshot created = FORKVM_TRY(ctx.engine.create_snapshot(ctx.call, in));
-  SnapshotRecord rec = std::move(created.record);
-  rec.id = in.snapshot_id;
-  rec.account_id = ctx.account.id;
-  rec.name = in.request.name;
-  rec.persistence_json = wire::persistence(in.request.persistence.value_or(Persistence{}));
-  if (rec.created_at_ms == 0) rec.created_at_ms = now_ms();
-  if (auto s = ctx.store.insert_snapshot(rec); !s.ok()) return store_error(ctx, s.error());
-  return HttpReply{json_response(JsonOut().begin_object().field("snapshotId", rec.id).end_object().take())};
+  CreateSnapshotRequest req = FORKVM_TRY(parse_create_snapshot(ctx.request.body));
+  BuiltSnapshot built = FORKVM_TRY(
+      build_template(ctx, *req.spec, {req.name, req.persistence}, ErrorCode::CreateSnapshotBadRequest));
+  return HttpReply{
+      json_response(JsonOut().begin_object().field("snapshotId", built.snapshot.id).end_object().take())};
 }
 
 ApiResult<HttpReply> get_snapshot(RouteContext& ctx) {

@@ -11,6 +11,7 @@
 #include "api/models/requests.hpp"
 #include "api/models/responses.hpp"
 #include "api/routes/api.hpp"
+#include "api/routes/template_build.hpp"
 #include "vmm/log.hpp"
 
 namespace forkvm::api {
@@ -42,6 +43,14 @@ ApiResult<HttpReply> store_update(RouteContext& ctx, VmRecord& vm, std::string b
   auto r = ctx.store.update_vm(vm);
   if (!r.ok()) return store_error(ctx, r.error());
   return HttpReply{json_response(std::move(body))};
+}
+
+// The settings a template gives the VMs created from it, where the request
+// itself is silent. (What the template puts in the guest is in its snapshot.)
+void inherit_vm_settings(CreateVmRequest& req, const LayerSpec& layer) {
+  if (!req.idle_timeout_seconds) req.idle_timeout_seconds = layer.idle_timeout_seconds;
+  if (!req.persistence) req.persistence = layer.persistence;
+  if (!req.ports) req.ports = layer.ports;
 }
 
 void apply_runtime(VmRecord& vm, const VmRuntime& rt) {
@@ -76,10 +85,32 @@ ApiResult<HttpReply> create_vm(RouteContext& ctx) {
   CreateVmInput in;
   in.request = FORKVM_TRY(parse_create_vm(ctx.request.body));
   std::optional<std::string> base = in.request.snapshot_id;
-  if (!base && in.request.template_) base = in.request.template_->snapshot_id;
-  if (base) in.base_snapshot = FORKVM_TRY(load_snapshot(ctx, *base, false));
+  std::optional<std::string> build_id;
+  bool from_template = false;
+  if (LayerSpec* layer = in.request.spec ? in.request.spec.get() : in.request.template_.get()) {
+    // A top-level snapshotId is the template's base when the template has none.
+    LayerSpec* innermost = layer;
+    while (innermost->base) innermost = innermost->base.get();
+    if (base && !innermost->snapshot_id && !innermost->dockerfile) innermost->snapshot_id = base;
+    // A template is built (or found in the cache) into a snapshot first;
+    // the VM is then a restore of it with the top-level fields applied.
+    BuiltSnapshot built = FORKVM_TRY(build_template(ctx, *layer, {}, ErrorCode::CreateVmBadRequest));
+    inherit_vm_settings(in.request, *layer);
+    base = built.snapshot.id;
+    build_id = built.build_id;
+    from_template = true;
+    in.base_snapshot = std::move(built.snapshot);
+    in.request.spec.reset();
+    in.request.template_.reset();
+  } else if (base) {
+    in.base_snapshot = FORKVM_TRY(load_snapshot(ctx, *base, false));
+  }
   in.vm_id = new_vm_id();
   CreatedVm created = FORKVM_TRY(ctx.engine.create_vm(ctx.call, in));
+  if (from_template) {
+    created.snapshot_id = base;  // the response's snapshotId: what the template became
+    created.build_id = build_id;
+  }
   VmRecord vm;
   vm.id = created.vm_id.empty() ? in.vm_id : created.vm_id;
   vm.account_id = ctx.account.id;

@@ -143,6 +143,12 @@ int run_serve(const ServeOptions& options) {
     engine->set_exit_listener(store_exit_listener(**store));
     recover_vms(**store, *engine);
   }
+  // A template build runs inside one request: any still open ended with the
+  // server that ran it. (Its builder VM, if any, was recovered above.)
+  if (auto cut = (*store)->fail_unfinished_builds("the server stopped during the build"); !cut.ok())
+    log(LogLevel::warn, "serve: closing unfinished builds: {}", cut.error().message);
+  else if (*cut > 0)
+    log(LogLevel::info, "serve: {} build(s) cut short by the last stop are now failed", *cut);
   // idleTimeoutSeconds; destroyed (joined) before the engine and the store.
   std::optional<IdleMonitor> idle;
   if (made.ok()) idle.emplace(**store, *engine);

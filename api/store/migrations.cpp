@@ -8,7 +8,7 @@ namespace forkvm::api::sqlite {
 namespace {
 
 // Index i holds the step from version i to version i + 1.
-constexpr std::array<std::string_view, 1> kMigrations = {
+constexpr std::array<std::string_view, 2> kMigrations = {
     R"sql(
 CREATE TABLE accounts (
   id TEXT PRIMARY KEY,
@@ -83,6 +83,10 @@ CREATE TABLE build_phases (
   started_at INTEGER NOT NULL
 );
 CREATE INDEX build_phases_by_build ON build_phases(build_id, started_at);
+)sql",
+    // 2: the build cache looks snapshots up by template hash.
+    R"sql(
+CREATE INDEX snapshots_by_template ON snapshots(account_id, template_hash);
 )sql",
 };
 

@@ -88,6 +88,14 @@ SnapshotRecord read_snapshot(const sqlite::Stmt& s) {
   return r;
 }
 
+// Binds the 16 snapshot columns in kSnapshotColumns order, starting at parameter 1.
+void bind_snapshot(sqlite::Stmt& s, const SnapshotRecord& r) {
+  s.bind(1, r.id).bind(2, r.account_id).bind(3, r.source_vm_id).bind(4, r.source_instance_id).bind(5, r.name);
+  s.bind(6, r.state).bind(7, r.persistence_json).bind(8, r.build_id).bind(9, r.template_hash);
+  s.bind(10, r.failure_reason).bind(11, r.vcpu_count).bind(12, r.mem_size_mib).bind(13, r.rootfs_size_mb);
+  s.bind(14, r.storage_json).bind(15, r.created_at_ms).bind(16, int64_t{r.deleted ? 1 : 0});
+}
+
 std::string to_json_array(const std::vector<std::string>& items) {
   rapidjson::StringBuffer sb;
   rapidjson::Writer<rapidjson::StringBuffer> w(sb);
@@ -243,15 +251,32 @@ class SqliteStore final : public Store {
     std::lock_guard lock(mu_);
     auto s = FORKVM_TRY(db_.prepare(fmt::format(
         "INSERT INTO snapshots ({}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", kSnapshotColumns)));
-    s.bind(1, r.id)
-        .bind(2, r.account_id)
-        .bind(3, r.source_vm_id)
-        .bind(4, r.source_instance_id)
-        .bind(5, r.name);
-    s.bind(6, r.state).bind(7, r.persistence_json).bind(8, r.build_id).bind(9, r.template_hash);
-    s.bind(10, r.failure_reason).bind(11, r.vcpu_count).bind(12, r.mem_size_mib).bind(13, r.rootfs_size_mb);
-    s.bind(14, r.storage_json).bind(15, r.created_at_ms).bind(16, int64_t{r.deleted ? 1 : 0});
+    bind_snapshot(s, r);
     return s.run();
+  }
+
+  Result<bool> update_snapshot(const SnapshotRecord& r) override {
+    std::lock_guard lock(mu_);
+    auto s = FORKVM_TRY(db_.prepare(
+        "UPDATE snapshots SET source_vm_id = ?3, source_instance_id = ?4, name = ?5, state = ?6, "
+        "persistence_json = ?7, build_id = ?8, template_hash = ?9, failure_reason = ?10, vcpu_count = ?11, "
+        "mem_size_mib = ?12, rootfs_size_mb = ?13, storage_json = ?14, created_at = ?15, deleted = ?16 "
+        "WHERE id = ?1 AND account_id = ?2"));
+    bind_snapshot(s, r);
+    FORKVM_CHECK(s.run());
+    return db_.changes() > 0;
+  }
+
+  Result<std::optional<SnapshotRecord>> find_snapshot_by_template(std::string_view account_id,
+                                                                  std::string_view template_hash) override {
+    std::lock_guard lock(mu_);
+    auto s = FORKVM_TRY(db_.prepare(
+        fmt::format("SELECT {} FROM snapshots WHERE account_id = ? AND template_hash = ? AND state = 'ready' "
+                    "AND deleted = 0 ORDER BY created_at DESC, rowid DESC LIMIT 1",
+                    kSnapshotColumns)));
+    s.bind(1, account_id).bind(2, template_hash);
+    if (!FORKVM_TRY(s.step())) return std::optional<SnapshotRecord>{};
+    return std::optional<SnapshotRecord>{read_snapshot(s)};
   }
 
   Result<std::optional<SnapshotRecord>> get_snapshot(std::string_view account_id,
@@ -342,6 +367,35 @@ class SqliteStore final : public Store {
                   s.opt_int64(8),
                   s.int64(9)};
     return std::optional<BuildRecord>{std::move(b)};
+  }
+
+  Result<bool> update_build(const BuildRecord& b) override {
+    std::lock_guard lock(mu_);
+    auto s = FORKVM_TRY(
+        db_.prepare("UPDATE builds SET request_id = ?3, state = ?4, template_hash = ?5, failure_reason = ?6, "
+                    "planned_phases_json = ?7, started_at = ?8, finished_at = ?9, updated_at = ?10 "
+                    "WHERE id = ?1 AND account_id = ?2"));
+    s.bind(1, b.id).bind(2, b.account_id).bind(3, b.request_id).bind(4, b.state).bind(5, b.template_hash);
+    s.bind(6, b.failure_reason).bind(7, to_json_array(b.planned_phases)).bind(8, b.started_at_ms);
+    s.bind(9, b.finished_at_ms).bind(10, b.updated_at_ms);
+    FORKVM_CHECK(s.run());
+    return db_.changes() > 0;
+  }
+
+  Result<int64_t> fail_unfinished_builds(std::string_view reason) override {
+    std::lock_guard lock(mu_);
+    int64_t now = now_ms();
+    auto b = FORKVM_TRY(db_.prepare(
+        "UPDATE builds SET state = 'failed', failure_reason = ?1, finished_at = ?2, updated_at = ?2 "
+        "WHERE state IN ('pending', 'running')"));
+    b.bind(1, reason).bind(2, now);
+    FORKVM_CHECK(b.run());
+    int64_t builds = db_.changes();
+    auto s = FORKVM_TRY(
+        db_.prepare("UPDATE snapshots SET state = 'failed', failure_reason = ?1 WHERE state = 'building'"));
+    s.bind(1, reason);
+    FORKVM_CHECK(s.run());
+    return builds;
   }
 
   Status insert_build_phase(const BuildPhaseRecord& p) override {

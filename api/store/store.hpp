@@ -160,9 +160,21 @@ class Store {
   virtual Result<bool> update_snapshot_name(std::string_view account_id, std::string_view id,
                                             const std::optional<std::string>& name) = 0;
   virtual Result<bool> mark_snapshot_deleted(std::string_view account_id, std::string_view id) = 0;
+  // Replaces the row with the same (account_id, id); false if there is none.
+  // A build's snapshot goes building -> ready or failed this way.
+  virtual Result<bool> update_snapshot(const SnapshotRecord& snapshot) = 0;
+  // The account's newest ready, not deleted snapshot built from a layer with
+  // this template hash: the build cache.
+  virtual Result<std::optional<SnapshotRecord>> find_snapshot_by_template(std::string_view account_id,
+                                                                          std::string_view template_hash) = 0;
 
   virtual Status insert_build(const BuildRecord& build) = 0;
   virtual Result<std::optional<BuildRecord>> get_build(std::string_view account_id, std::string_view id) = 0;
+  virtual Result<bool> update_build(const BuildRecord& build) = 0;
+  // Builds still pending or running, and snapshots still building, when the
+  // server starts were cut short by its stop: they become failed with
+  // `reason`. Returns how many builds that was.
+  virtual Result<int64_t> fail_unfinished_builds(std::string_view reason) = 0;
   virtual Status insert_build_phase(const BuildPhaseRecord& phase) = 0;
   virtual Result<std::vector<BuildPhaseRecord>> list_build_phases(std::string_view build_id) = 0;
 };
