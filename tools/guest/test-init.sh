@@ -11,6 +11,9 @@
 #   shell               interactive sh on the console
 #   counter             print "FORKVM-TEST: count=N" every 100 ms forever (snapshot tests:
 #                       a restored guest must go on from the N it was saved at)
+#   ledger              append record N to /tmp/ledger (memory) and write it to block N of
+#                       /dev/vda, print "count=N", every 10 records read both back whole and
+#                       print "verified=N" or an error (generation tests: nothing lost)
 # Every line a test looks for starts with "FORKVM-TEST: " or is the marker itself.
 export PATH=/bin
 
@@ -115,6 +118,30 @@ counter)
   while :; do
     say "count=$n"
     n=$((n + 1))
+    sleep 0.1
+  done
+  ;;
+ledger)
+  # n lives in this shell's memory, the records in the guest's tmpfs and on
+  # its disk: a generation that loses any of them stops or breaks the check.
+  need_vda
+  n=0
+  while :; do
+    n=$((n + 1))
+    printf 'ledger %d\n' "$n" >>/tmp/ledger
+    printf 'ledger %d\n' "$n" | dd of=/dev/vda bs=4096 seek="$n" count=1 conv=sync,notrunc,fsync 2>/dev/null ||
+      say "error: disk write of record $n failed"
+    say "count=$n"
+    if [ $((n % 10)) = 0 ]; then
+      want=$(seq 1 "$n" | sed 's/^/ledger /' | sha256sum | cut -d' ' -f1)
+      mem=$(sha256sum </tmp/ledger | cut -d' ' -f1)
+      disk=$(dd if=/dev/vda bs=4096 skip=1 count="$n" 2>/dev/null | tr -d '\000' | sha256sum | cut -d' ' -f1)
+      if [ "$mem" = "$want" ] && [ "$disk" = "$want" ]; then
+        say "verified=$n"
+      else
+        say "error: records 1..$n: memory $mem, disk $disk, want $want"
+      fi
+    fi
     sleep 0.1
   done
   ;;
