@@ -9,7 +9,7 @@ namespace forkvm::cli {
 int bench_command(const std::vector<std::string>& argv) {
   if (argv.empty() || argv[0] == "--help") {
     std::fputs(
-        "usage: forkvm bench boot|agent|fork|restore|suspend|pagein|api|template [--runs N] [--json]\n"
+        "usage: forkvm bench boot|agent|fork|restore|suspend|pagein|net|api|template [--runs N] [--json]\n"
         "       (forkvm bench MODE --help)\n",
         argv.empty() ? stderr : stdout);
     return argv.empty() ? kUsageError : 0;
@@ -21,6 +21,7 @@ int bench_command(const std::vector<std::string>& argv) {
   if (argv[0] == "restore") return bench_restore(rest);
   if (argv[0] == "suspend") return bench_suspend(rest);
   if (argv[0] == "pagein") return bench_pagein(rest);
+  if (argv[0] == "net") return bench_net(rest);
   if (argv[0] == "api") return bench_api(rest);
   if (argv[0] == "template") return bench_template(rest);
   std::fprintf(stderr, "forkvm bench: unknown mode '%s'\n", argv[0].c_str());

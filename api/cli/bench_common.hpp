@@ -38,6 +38,7 @@ int bench_boot(const std::vector<std::string>& argv);
 int bench_agent(const std::vector<std::string>& argv);
 int bench_api(const std::vector<std::string>& argv);
 int bench_fork(const std::vector<std::string>& argv);
+int bench_net(const std::vector<std::string>& argv);
 int bench_pagein(const std::vector<std::string>& argv);
 int bench_restore(const std::vector<std::string>& argv);
 int bench_suspend(const std::vector<std::string>& argv);

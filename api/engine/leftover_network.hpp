@@ -4,12 +4,14 @@
 #pragma once
 
 #include <cstdint>
+#include <string_view>
 
 namespace forkvm::engine {
 
 // Removes what is left on `slot`; nothing to do when the VMM cleaned up
 // itself. Call it only while the slot is still held for the dead VMM's VM,
 // or held by nobody: never for a slot another VM runs on.
-void remove_leftover_network(uint32_t slot);
+// `what` says whose network it was, for the log.
+void remove_leftover_network(uint32_t slot, std::string_view what = "a killed VMM left");
 
 }  // namespace forkvm::engine

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -52,6 +53,7 @@ std::string vmm_log_tail(const std::string& path) {
 LocalEngine::~LocalEngine() {
   stopping_ = true;
   if (warm_.joinable()) warm_.join();
+  release_prepared_slots();
   // VMMs outlive the server (a restarted one finds them again); their
   // watchers must not call into an engine that is gone.
   std::lock_guard lock(watch_token_->mu);
@@ -122,11 +124,15 @@ ApiResult<std::shared_ptr<LiveVm>> LocalEngine::prepare(const std::string& id) {
   vm->instance_id = new_instance_id();
   {
     std::lock_guard lock(mu_);
-    uint32_t slot = o_.first_net_slot;
-    while (used_slots_.contains(slot)) slot++;
-    if (slot > 16383) return api_error(ErrorCode::VmLimitExceeded, "no free network slot on this host");
-    used_slots_.insert(slot);
-    vm->net_slot = slot;
+    if (!prepared_slots_.empty()) {
+      // Already in used_slots_; the VMM claims its prepared network.
+      vm->net_slot = *prepared_slots_.begin();
+      prepared_slots_.erase(prepared_slots_.begin());
+      slots_changed_.notify_all();
+    } else {
+      vm->net_slot = FORKVM_TRY(free_slot_locked());
+      used_slots_.insert(vm->net_slot);
+    }
   }
   std::error_code ec;
   std::filesystem::create_directories(vm->run_dir, ec);
@@ -170,6 +176,9 @@ ApiResult<std::shared_ptr<LiveVm>> LocalEngine::launch(const std::string& id, co
 ApiResult<std::shared_ptr<LiveVm>> LocalEngine::await_ready(const std::shared_ptr<LiveVm>& vm, bool grow_fs) {
   const std::string log_path = vmm_log(*vm);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(o_.boot_timeout_ms);
+  // A restored guest's agent answers within milliseconds of the VMM's start,
+  // a booting one after seconds: poll often first, then back off.
+  auto pause = std::chrono::milliseconds(1);
   for (;;) {
     if (!vm->vmm->running()) {
       release_slot(vm->net_slot);
@@ -184,7 +193,8 @@ ApiResult<std::shared_ptr<LiveVm>> LocalEngine::await_ready(const std::shared_pt
       return api_error(ErrorCode::VmStartTimeout,
                        fmt::format("the guest's agent did not answer within {} s", o_.boot_timeout_ms / 1000));
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(100));
   }
   // A disk made larger than the image: let the filesystem use it (online grow).
   if (grow_fs) (void)vm->agent().exec({.command = "resize2fs /dev/vda >/dev/null 2>&1"});
@@ -512,6 +522,7 @@ Result<std::unique_ptr<VmEngine>> make_local_engine(const LocalEngineOptions& op
   auto engine = std::make_unique<LocalEngine>(std::move(o), std::move(image));
   // Before the warm-up launches anything: their network slots are taken.
   engine->find_running_vmms();
+  engine->start_net_preparer();
   if (warm) engine->start_warm_up();
   return std::unique_ptr<VmEngine>(std::move(engine));
 }

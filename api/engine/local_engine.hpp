@@ -23,6 +23,9 @@ struct LocalEngineOptions {
   // Boot to agent-ready; generous because nested emulation (tools/rig) is slow.
   int64_t boot_timeout_ms = 600000;
   uint32_t first_net_slot = 16;  // below it: free for `forkvm run` by hand and tests
+  // Network slots kept set up ahead of time, so that a VM start (create,
+  // restore, fork child) runs none of the `ip`/`nft` commands; 0: none.
+  uint32_t prepared_net_slots = 2;
   // Make the golden snapshot (what a create restores) in the background at start.
   bool warm_up = true;
 };

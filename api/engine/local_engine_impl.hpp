@@ -2,6 +2,7 @@
 // (local_engine.cpp) and calls into the guest (guest_calls.cpp).
 #pragma once
 
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -10,8 +11,8 @@
 
 #include "api/engine/image.hpp"
 #include "api/engine/live_vm.hpp"
-#include "devices/storage/chain_descriptor.hpp"
 #include "api/engine/local_engine.hpp"
+#include "devices/storage/chain_descriptor.hpp"
 
 namespace forkvm::engine {
 
@@ -139,6 +140,10 @@ class LocalEngine final : public VmEngine {
   // Makes the golden snapshot in the background, so that the first create
   // does not pay for a boot. The destructor stops and joins it.
   void start_warm_up();
+  // Keeps LocalEngineOptions::prepared_net_slots network slots set up in the
+  // background (after removing what an earlier server left prepared). The
+  // destructor stops it and takes the unused ones down.
+  void start_net_preparer();
 
  private:
   std::thread warm_;
@@ -179,6 +184,15 @@ class LocalEngine final : public VmEngine {
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<LiveVm>> live_;
   std::set<uint32_t> used_slots_;
+  // net_slots.cpp: slots set up ahead of time (their network ready, see
+  // devices/net/host_network.hpp), held in used_slots_ until a VM takes one.
+  std::set<uint32_t> prepared_slots_;
+  std::condition_variable slots_changed_;
+  std::thread net_preparer_;
+  // A free slot number (not yet marked used); VM_LIMIT_EXCEEDED when none.
+  ApiResult<uint32_t> free_slot_locked() const;
+  void keep_slots_prepared();
+  void release_prepared_slots();
   // Serialises lifecycle changes (start, stop, delete) per VM.
   std::map<std::string, std::shared_ptr<std::mutex>> op_locks_;
   std::shared_ptr<std::mutex> op_lock(const std::string& id);

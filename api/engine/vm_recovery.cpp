@@ -71,7 +71,7 @@ bool is_vmm_of(pid_t pid, const std::string& control_socket) {
 
 }  // namespace
 
-void remove_leftover_network(uint32_t slot) {
+void remove_leftover_network(uint32_t slot, std::string_view what) {
   const std::string netns = fmt::format("fkvm-{}", slot);
   if (::access(("/run/netns/" + netns).c_str(), F_OK) != 0) return;
   auto ip = net::find_tool("ip", "iproute2");
@@ -81,7 +81,7 @@ void remove_leftover_network(uint32_t slot) {
       log(LogLevel::warn, "engine: removing the leftover {}: {}", netns, s.error().message);
   }
   if (nft.ok()) (void)net::run_command({*nft, "delete", "table", "ip", fmt::format("fkvm_{}", slot)});
-  log(LogLevel::info, "engine: removed the network a killed VMM left on slot {}", slot);
+  log(LogLevel::info, "engine: removed the network {} on slot {}", what, slot);
 }
 
 void LocalEngine::write_runtime(const LiveVm& vm) const {

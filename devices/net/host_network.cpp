@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <filesystem>
 #include <thread>
 
 #include "devices/net/command.hpp"
@@ -17,6 +19,8 @@ namespace {
 std::string ipv4(uint32_t v) {
   return fmt::format("{}.{}.{}.{}", v >> 24, (v >> 16) & 0xff, (v >> 8) & 0xff, v & 0xff);
 }
+
+std::string marker_path(uint32_t slot) { return fmt::format("{}/prepared-{}", kPreparedDir, slot); }
 
 Status write_file(const char* path, std::string_view value) {
   UniqueFd fd(::open(path, O_WRONLY | O_CLOEXEC));
@@ -49,8 +53,53 @@ Result<std::unique_ptr<HostNetwork>> HostNetwork::create(uint32_t slot) {
   std::unique_ptr<HostNetwork> n(new HostNetwork(slot));
   n->ip_tool_ = FORKVM_TRY(find_tool("ip", "iproute2"));
   n->nft_tool_ = FORKVM_TRY(find_tool("nft", "nftables"));
+  if (::unlink(marker_path(slot).c_str()) == 0) {
+    // Ours now: attach, or (a half-gone slot) clear it and set it up afresh.
+    if (auto s = n->adopt(); s.ok())
+      return n;
+    else
+      log(LogLevel::warn, "net: prepared slot {} unusable ({}); setting it up again", slot,
+          s.error().message);
+    n->teardown();
+  }
   if (auto s = n->setup(); !s.ok()) return s.error().context(fmt::format("network slot {}", slot));
   return n;  // a failure above tore down what was built, in the destructor
+}
+
+Status HostNetwork::prepare(uint32_t slot) {
+  auto n = FORKVM_TRY(create(slot));
+  FORKVM_CHECK(set_tap_persistent(n->tap_, true));
+  ::mkdir(kPreparedDir, 0755);
+  UniqueFd marker(::open(marker_path(slot).c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!marker.valid()) return errno_error("create " + marker_path(slot));  // n's destructor tears down
+  // Left standing for the claimant: the destructor must not undo it.
+  n->netns_created_ = n->host_table_created_ = false;
+  return {};
+}
+
+bool HostNetwork::unprepare(uint32_t slot) { return ::unlink(marker_path(slot).c_str()) == 0; }
+
+std::vector<uint32_t> HostNetwork::prepared_slots() {
+  std::vector<uint32_t> slots;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(kPreparedDir, ec)) {
+    std::string name = e.path().filename().string();
+    uint32_t slot = 0;
+    if (std::sscanf(name.c_str(), "prepared-%u", &slot) == 1 && name == fmt::format("prepared-{}", slot))
+      slots.push_back(slot);
+  }
+  return slots;
+}
+
+Status HostNetwork::adopt() {
+  netns_created_ = host_table_created_ = true;  // claimed: ours to tear down
+  struct stat st {};
+  if (::stat(("/run/netns/" + netns_).c_str(), &st) != 0) return errno_error("/run/netns/" + netns_);
+  FORKVM_CHECK(open_tap_in_netns());
+  // Back to an ordinary TAP: it goes with this fd or the netns, as an unprepared one does.
+  FORKVM_CHECK(set_tap_persistent(tap_, false));
+  adopted_ = true;
+  return {};
 }
 
 Status HostNetwork::setup() {

@@ -15,12 +15,20 @@
 // per thread); its fd keeps working from the VMM's own namespace. Teardown
 // (the destructor) deletes the netns, which takes the veth pair and TAP
 // with it, and the host table.
+//
+// Setting a slot up runs a dozen `ip` and `nft` commands: tens of
+// milliseconds a VM start would wait for. prepare() does it ahead of time
+// (the API engine keeps a few slots prepared), leaving a persistent TAP and
+// a marker file; create() on a prepared slot claims the marker (unlinking
+// it: one claimant wins) and only attaches to the TAP. A claimed slot is
+// the claimant's to tear down, as if it had set it up itself.
 #pragma once
 
 #include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "vmm/result.hpp"
 #include "vmm/unique_fd.hpp"
@@ -32,10 +40,19 @@ inline constexpr const char* kGuestAddress = "172.16.0.2";
 inline constexpr const char* kGatewayAddress = "172.16.0.1";
 inline constexpr std::array<uint8_t, 6> kGuestMac{0x06, 0x00, 0xAC, 0x10, 0x00, 0x02};
 inline constexpr const char* kTapName = "tap0";
+inline constexpr const char* kPreparedDir = "/run/forkvm-net";  // prepared-<slot> markers
 
 class HostNetwork {
  public:
   static Result<std::unique_ptr<HostNetwork>> create(uint32_t slot);
+  // Sets the slot up for a later create() and leaves it so.
+  static Status prepare(uint32_t slot);
+  // Takes back a prepared slot nobody claimed: false if it was not (or no
+  // longer) prepared. Its network is left for the caller to remove.
+  static bool unprepare(uint32_t slot);
+  // The slots with a prepared marker, claimed or not yet.
+  [[nodiscard]] static std::vector<uint32_t> prepared_slots();
+  [[nodiscard]] bool adopted() const { return adopted_; }  // a prepared slot, claimed
   ~HostNetwork();
   HostNetwork(const HostNetwork&) = delete;
   HostNetwork& operator=(const HostNetwork&) = delete;
@@ -52,6 +69,7 @@ class HostNetwork {
  private:
   explicit HostNetwork(uint32_t slot);
   Status setup();
+  Status adopt();
   Status open_tap_in_netns();
   void teardown();
 
@@ -67,6 +85,7 @@ class HostNetwork {
   std::string nft_tool_;
   bool netns_created_ = false;
   bool host_table_created_ = false;
+  bool adopted_ = false;
   UniqueFd tap_;
 };
 

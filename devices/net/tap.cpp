@@ -24,4 +24,10 @@ Result<UniqueFd> open_tap(const std::string& name) {
   return fd;
 }
 
+Status set_tap_persistent(const UniqueFd& tap, bool persistent) {
+  if (::ioctl(tap.get(), TUNSETPERSIST, persistent ? 1UL : 0UL) != 0)
+    return errno_error(fmt::format("TUNSETPERSIST {}", persistent ? 1 : 0));
+  return {};
+}
+
 }  // namespace forkvm::net

@@ -12,5 +12,8 @@ namespace forkvm::net {
 
 // Creates (or attaches to) TAP `name` in the calling thread's network namespace.
 [[nodiscard]] Result<UniqueFd> open_tap(const std::string& name);
+// A persistent TAP outlives its last fd (until its netns goes); open_tap of
+// the same name attaches to it.
+[[nodiscard]] Status set_tap_persistent(const UniqueFd& tap, bool persistent);
 
 }  // namespace forkvm::net

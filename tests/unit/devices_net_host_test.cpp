@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <string>
 
 #include "devices/net/command.hpp"
@@ -92,6 +93,52 @@ TEST_CASE("net host: netns, veth, TAP and NAT for a slot; torn down on destructi
   }
   CHECK_FALSE(exists("/run/netns/fkvm-16001"));
   CHECK(output_of("nft list table ip fkvm_16001").find("No such file") != std::string::npos);
+}
+
+TEST_CASE("net host: a prepared slot is claimed once, keeps its setup, and goes with its claimant") {
+  if (!can_run()) {
+    MESSAGE("skipped: needs root, /dev/net/tun, ip and nft");
+    return;
+  }
+  constexpr uint32_t kSlot = 16002;
+  (void)run_command({"/usr/sbin/ip", "netns", "del", "fkvm-16002"});
+  (void)HostNetwork::unprepare(kSlot);
+  auto prepared = HostNetwork::prepare(kSlot);
+  if (!prepared.ok() && prepared.error().message.find("Operation not permitted") != std::string::npos) {
+    MESSAGE("skipped: " << prepared.error().message);
+    return;
+  }
+  REQUIRE_MESSAGE(prepared.ok(), prepared.error().message);
+  // Standing, unclaimed: the netns with its TAP and rules, and the marker.
+  CHECK(exists("/run/netns/fkvm-16002"));
+  CHECK(output_of("ip netns exec fkvm-16002 ip addr show tap0").find("172.16.0.1/30") != std::string::npos);
+  CHECK(output_of("nft list table ip fkvm_16002").find("masquerade") != std::string::npos);
+  const auto listed = HostNetwork::prepared_slots();
+  CHECK(std::find(listed.begin(), listed.end(), kSlot) != listed.end());
+  {
+    auto n = HostNetwork::create(kSlot);
+    REQUIRE_MESSAGE(n.ok(), n.error().message);
+    CHECK((*n)->adopted());
+    CHECK((*n)->take_tap().valid());
+    // Claimed: the marker is gone, so a second start on the slot is refused as before.
+    CHECK_FALSE(HostNetwork::unprepare(kSlot));
+    auto again = HostNetwork::create(kSlot);
+    REQUIRE_FALSE(again.ok());
+    CHECK(again.error().message.find("netns fkvm-16002 exists") != std::string::npos);
+  }
+  CHECK_FALSE(exists("/run/netns/fkvm-16002"));
+  CHECK(output_of("nft list table ip fkvm_16002").find("No such file") != std::string::npos);
+
+  // A marker whose network is gone: the claimant sets the slot up afresh.
+  REQUIRE(HostNetwork::prepare(kSlot).ok());
+  REQUIRE(run_command({"/usr/sbin/ip", "netns", "del", "fkvm-16002"}).ok());
+  {
+    auto n = HostNetwork::create(kSlot);
+    REQUIRE_MESSAGE(n.ok(), n.error().message);
+    CHECK_FALSE((*n)->adopted());
+    CHECK(exists("/run/netns/fkvm-16002"));
+  }
+  CHECK_FALSE(exists("/run/netns/fkvm-16002"));
 }
 
 }  // namespace
