@@ -161,13 +161,7 @@ int bench_api(const std::vector<std::string>& argv) {
   auto fork_counts = parse_counts(args->get("fork-counts").value_or("1,10"));
   if (!fork_counts) return usage_error("bench api", fork_counts.error());
 
-  BenchServerOptions so;
-  so.url = args->get("url");
-  so.key = args->get("key");
-  so.data_dir = args->get("data");
-  so.run_dir = args->get("run-dir").value_or(so.run_dir);
-  so.vm_mem_mib = *mem;
-  auto server = BenchServer::open(so);
+  auto server = BenchServer::open(*args, *mem);
   if (!server) return usage_error("bench api", server.error());
   auto& s = **server;
   std::fprintf(stderr, "bench api: %s\n", s.describe().c_str());

@@ -62,6 +62,16 @@ Result<std::string> string_field(const Result<HttpResponse>& r, std::string_view
 
 }  // namespace
 
+Result<std::unique_ptr<BenchServer>> BenchServer::open(const Args& args, uint64_t vm_mem_mib) {
+  BenchServerOptions so;
+  so.url = args.get("url");
+  so.key = args.get("key");
+  so.data_dir = args.get("data");
+  so.run_dir = args.get("run-dir").value_or(so.run_dir);
+  so.vm_mem_mib = vm_mem_mib;
+  return open(so);
+}
+
 Result<std::unique_ptr<BenchServer>> BenchServer::open(const BenchServerOptions& o) {
   std::unique_ptr<BenchServer> s(new BenchServer());
   s->run_dir_ = o.run_dir;

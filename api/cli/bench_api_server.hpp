@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "api/cli/args.hpp"
 #include "api/cli/http_client.hpp"
 #include "api/engine/vmm_process.hpp"
 #include "vmm/result.hpp"
@@ -28,6 +29,8 @@ struct BenchServerOptions {
 class BenchServer {
  public:
   static Result<std::unique_ptr<BenchServer>> open(const BenchServerOptions& o);
+  // From the options every API benchmark takes: --url, --key, --data, --run-dir.
+  static Result<std::unique_ptr<BenchServer>> open(const Args& args, uint64_t vm_mem_mib);
   // Deletes every VM this benchmark made, then stops the server it started.
   ~BenchServer();
   BenchServer(const BenchServer&) = delete;

@@ -67,13 +67,7 @@ int bench_template(const std::vector<std::string>& argv) {
   for (const auto* r : {&runs, &files, &mem})
     if (!*r) return usage_error("bench template", r->error());
 
-  BenchServerOptions so;
-  so.url = args->get("url");
-  so.key = args->get("key");
-  so.data_dir = args->get("data");
-  so.run_dir = args->get("run-dir").value_or(so.run_dir);
-  so.vm_mem_mib = *mem;
-  auto server = BenchServer::open(so);
+  auto server = BenchServer::open(*args, *mem);
   if (!server) return usage_error("bench template", server.error());
   auto& s = **server;
   std::fprintf(stderr, "bench template: %s\n", s.describe().c_str());

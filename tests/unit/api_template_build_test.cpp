@@ -3,18 +3,16 @@
 // its phases, the builder VM's life, failures, and the canonical JSON the
 // cache key is taken over.
 #include <doctest/doctest.h>
-#include <unistd.h>
 
-#include <filesystem>
-#include <variant>
+#include <algorithm>
 
-#include "api/auth/auth.hpp"
 #include "api/models/ids.hpp"
 #include "api/models/json.hpp"
 #include "api/routes/api.hpp"
 #include "api/routes/template_build.hpp"
 #include "api/serve/unavailable_engine.hpp"
 #include "api/store/store.hpp"
+#include "tests/unit/api_fixture.hpp"
 
 using namespace forkvm::api;
 
@@ -67,37 +65,11 @@ class RecordingEngine final : public UnavailableEngine {
   }
 };
 
-struct Fixture {
-  std::string dir;
-  std::unique_ptr<Store> store;
+struct Fixture : test::ApiFixture {
   RecordingEngine engine;
-  std::string key;
-  Account account;
-
-  Fixture() {
-    char tmpl[] = "/tmp/forkvm-build-test-XXXXXX";
-    dir = ::mkdtemp(tmpl);
-    auto s = open_sqlite_store(dir + "/forkvm.db");
-    REQUIRE(s.ok());
-    store = std::move(*s);
-    auto issued = issue_api_key(*store, "default", "test");
-    REQUIRE(issued.ok());
-    key = issued->key;
-    account = issued->account;
-  }
-  ~Fixture() { std::filesystem::remove_all(dir); }
 
   HttpResponse post(const std::string& target, const std::string& body) {
-    Api api(*store, engine, "{}");
-    HttpRequest r;
-    r.method = "POST";
-    r.target = target;
-    r.body = body;
-    r.headers.emplace_back("authorization", "Bearer " + key);
-    r.request_id = "ri-test";
-    HttpReply reply = api.handle(r);
-    REQUIRE(std::holds_alternative<HttpResponse>(reply));
-    return std::get<HttpResponse>(reply);
+    return call(engine, "POST", target, body);
   }
 
   // The value of string field `key` in a flat JSON body.
