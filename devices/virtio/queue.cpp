@@ -120,6 +120,12 @@ Status Queue::activate(const GuestMemory& mem) {
 
 uint16_t Queue::avail_idx() const { return load_u16(avail_ + 2); }
 
+void Queue::notify_on_next_avail() {
+  if (!active() || !event_idx_) return;
+  store_u16(used_ + kRingHeader + kUsedElemSize * size_, avail_idx());
+  std::atomic_thread_fence(std::memory_order_seq_cst);  // as in pop(): before the driver's next idx store
+}
+
 Result<std::optional<DescriptorChain>> Queue::pop() {
   if (!active()) return make_error("queue is not active");
   if (broken_) return make_error("queue is broken and needs a reset");

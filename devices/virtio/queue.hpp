@@ -99,6 +99,9 @@ class Queue {
   [[nodiscard]] Result<std::optional<DescriptorChain>> pop();
   // Gives back the chain pop() returned last (the device could not take it yet).
   void undo_pop() { --next_avail_; }
+  // With EVENT_IDX: asks the driver to notify when it publishes one more
+  // chain than it has now (pop() asks this only when the ring runs dry).
+  void notify_on_next_avail();
 
   // Publishes a completed chain in the used ring.
   [[nodiscard]] Status add_used(uint16_t head, uint32_t len);

@@ -10,6 +10,10 @@ std::atomic<bool> g_logged_chain{false};
 std::atomic<bool> g_logged_packet{false};
 std::atomic<bool> g_logged_rx{false};
 std::atomic<bool> g_logged_event{false};
+std::atomic<bool> g_logged_unacknowledged{false};
+// A guest's driver handles a transport reset within milliseconds; an old or
+// odd one that never re-posts its event buffer must not lock the host out.
+constexpr std::chrono::seconds kResetAckTimeout{3};
 // Rounds of tx/rx per notification: bounds how long a busy guest keeps the
 // event loop; whatever is left runs on the next notification or host event.
 constexpr int kMaxRounds = 16;
@@ -49,6 +53,7 @@ void Vsock::do_reset() {
   muxer_->set_active(false);  // the driver is gone: so are its connections
   tx_stalled_ = false;
   reset_event_owed_ = false;
+  reset_unacknowledged_ = false;
 }
 
 void Vsock::do_save_state(StateWriter& out) const { out.u64(guest_cid_); }
@@ -63,13 +68,27 @@ Status Vsock::do_load_state(StateReader& in) {
 bool Vsock::queue_usable(uint16_t index) { return activated() && !needs_reset() && queue(index).active(); }
 
 void Vsock::process_queue(uint16_t index) {
-  if (index == kEventQueue) return deliver_events();
+  if (index == kEventQueue) {
+    acknowledge_reset();  // the driver re-posted its buffer: it handled what we sent
+    return deliver_events();
+  }
   run_queues();
+}
+
+void Vsock::acknowledge_reset() {
+  if (!reset_unacknowledged_) return;
+  reset_unacknowledged_ = false;
+  if (activated() && !needs_reset()) muxer_->set_active(true);
 }
 
 void Vsock::process_event() {
   // Always drain the epoll set, even with no driver: it must not stay readable.
   const bool kicked = muxer_->process_host_events();
+  if (reset_unacknowledged_ && std::chrono::steady_clock::now() - reset_sent_at_ > kResetAckTimeout) {
+    log_once(g_logged_unacknowledged, "virtio-vsock: the driver did not acknowledge a transport reset; host "
+                                      "connections are let through anyway");
+    acknowledge_reset();
+  }
   if (kicked && reset_requested_.exchange(false)) {
     const uint64_t cid = requested_cid_.exchange(0);
     send_transport_reset(cid != 0 ? std::optional<uint64_t>(cid) : std::nullopt);
@@ -212,6 +231,10 @@ void Vsock::deliver_events() {
     if (q.needs_notification()) signal_used_queue();
     if (used != 0) {
       reset_event_owed_ = false;
+      reset_unacknowledged_ = true;
+      reset_sent_at_ = std::chrono::steady_clock::now();
+      muxer_->set_active(false);
+      q.notify_on_next_avail();  // the driver's re-post is the acknowledgement
       return;
     }
   }

@@ -12,6 +12,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -70,6 +71,7 @@ class Vsock final : public Device {
   void process_tx();
   void pump_rx();
   void deliver_events();
+  void acknowledge_reset();
   [[nodiscard]] bool queue_usable(uint16_t index);
 
   std::unique_ptr<vsock::Muxer> muxer_;
@@ -77,6 +79,13 @@ class Vsock final : public Device {
   std::array<uint8_t, 8> config_{};  // struct virtio_vsock_config { le64 guest_cid; }
   bool tx_stalled_ = false;          // tx left in the ring until the guest takes our RSTs
   bool reset_event_owed_ = false;
+  // A transport reset the driver was sent and has not handled yet: host
+  // connections are refused meanwhile, since one made now would be closed by
+  // the reset, or answered from the guest's old CID. The driver re-posts its
+  // event buffer (a kick on the event queue) once it handled the event; a
+  // driver that never does is trusted after kResetAckTimeout.
+  bool reset_unacknowledged_ = false;
+  std::chrono::steady_clock::time_point reset_sent_at_;
   std::atomic<bool> reset_requested_{false};
   std::atomic<uint64_t> requested_cid_{0};  // 0: keep the CID
 };

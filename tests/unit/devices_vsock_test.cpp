@@ -457,6 +457,32 @@ TEST_CASE("vsock device: transport reset closes connections, sends the event, ch
   CHECK(r.evq.used_idx() == 2);
 }
 
+TEST_CASE("vsock device: host connections wait until the driver handled a transport reset") {
+  Rig r;
+  r.post_rx(8);
+  r.evq.add_chain({{r.evq.alloc(4), 4, true}});
+  r.dev->send_transport_reset();
+  REQUIRE(r.evq.used_idx() == 1);
+  // Not handled yet: a connection now would meet the guest mid-reset.
+  UniqueFd early = unix_connect(r.path);
+  REQUIRE(::send(early.get(), "CONNECT 52\n", 11, 0) == 11);
+  r.pump();
+  char b;
+  CHECK(::recv(early.get(), &b, 1, 0) == 0);
+  CHECK(r.take_rx().empty());
+  // The driver handled it and re-posted its buffer: connections go through.
+  r.evq.add_chain({{r.evq.alloc(4), 4, true}});
+  r.dev->process_queue(Vsock::kEventQueue);
+  CHECK(r.evq.used_idx() == 1);  // nothing more to deliver
+  UniqueFd later = unix_connect(r.path);
+  REQUIRE(::send(later.get(), "CONNECT 52\n", 11, 0) == 11);
+  r.pump();
+  auto rx = r.take_rx();
+  REQUIRE(rx.size() == 1);
+  CHECK(rx[0].hdr.op == static_cast<uint16_t>(Op::request));
+  CHECK(rx[0].hdr.dst_port == 52);
+}
+
 TEST_CASE("vsock device: CONNECT refused while no driver, malformed lines closed") {
   Rig r(false);
   UniqueFd host = unix_connect(r.path);
