@@ -22,6 +22,8 @@ constexpr const char* kServeUsage = R"(usage: forkvm serve [--listen ADDR:PORT] 
                          tools/guest/artifacts image)
   --vm-mem MiB           memory of a VM that asks for no size (default 1024)
   --vm-cpus N            vCPUs of a VM that asks for no count (default 2)
+  --ready-net-slots N    network slots kept set up ahead of time, so a VM start
+                         claims one instead of setting its network up (default 2)
 
 On first start with no API keys, a key is created, printed to stderr and
 written to DIR/api-key (mode 0600). More keys: forkvm keys create.
@@ -30,7 +32,10 @@ written to DIR/api-key (mode 0600). More keys: forkvm keys create.
 }  // namespace
 
 int serve_command(const std::vector<std::string>& argv) {
-  auto args = Args::parse(argv, {"listen", "data", "header-timeout-ms", "body-timeout-ms", "image", "vm-mem", "vm-cpus"}, {"help"});
+  auto args = Args::parse(argv,
+                          {"listen", "data", "header-timeout-ms", "body-timeout-ms", "image", "vm-mem",
+                           "vm-cpus", "ready-net-slots"},
+                          {"help"});
   if (!args.ok() || args->has("help") || !args->positional().empty()) {
     if (!args.ok()) std::fprintf(stderr, "forkvm serve: %s\n", args.error().message.c_str());
     std::fputs(kServeUsage, args.ok() && args->has("help") ? stdout : stderr);
@@ -51,6 +56,12 @@ int serve_command(const std::vector<std::string>& argv) {
     std::fprintf(stderr, "forkvm serve: %s\n", (!mem.ok() ? mem.error() : cpus.error()).message.c_str());
     return kUsageError;
   }
+  auto slots = args->get_uint("ready-net-slots", options.engine.prepared_net_slots, 0, 64);
+  if (!slots.ok()) {
+    std::fprintf(stderr, "forkvm serve: %s\n", slots.error().message.c_str());
+    return kUsageError;
+  }
+  options.engine.prepared_net_slots = static_cast<uint32_t>(*slots);
   options.engine.default_mem_mib = *mem;
   options.engine.default_vcpus = static_cast<uint32_t>(*cpus);
   auto header = args->get_uint("header-timeout-ms", 30000, 100, 3600000);
