@@ -26,12 +26,21 @@ bool is_vm_state(std::string_view s) {
   return false;
 }
 
-// The create request as stored: the body with credentials removed.
-std::string redacted_config(std::string_view body) {
+// The create request as stored: the body with credentials removed, and the
+// idle timeout in effect at the top level (the idle monitor reads it there;
+// a template may have given it).
+std::string redacted_config(std::string_view body, std::optional<int64_t> idle_timeout_seconds) {
   rapidjson::Document d;
   d.Parse(body.data(), body.size());
   if (d.HasParseError() || !d.IsObject()) return "{}";
   d.RemoveMember("dockerCredentials");
+  if (idle_timeout_seconds) {
+    auto it = d.FindMember("idleTimeoutSeconds");
+    if (it == d.MemberEnd())
+      d.AddMember("idleTimeoutSeconds", rapidjson::Value(*idle_timeout_seconds), d.GetAllocator());
+    else if (it->value.IsNull())
+      it->value.SetInt64(*idle_timeout_seconds);
+  }
   rapidjson::StringBuffer sb;
   rapidjson::Writer<rapidjson::StringBuffer> w(sb);
   d.Accept(w);
@@ -117,7 +126,7 @@ ApiResult<HttpReply> create_vm(RouteContext& ctx) {
   vm.name = in.request.name;
   vm.state = created.state;
   vm.instance_id = created.instance_id;
-  vm.config_json = redacted_config(ctx.request.body);
+  vm.config_json = redacted_config(ctx.request.body, in.request.idle_timeout_seconds);
   vm.snapshot_id = created.snapshot_id ? created.snapshot_id : base;
   vm.build_id = created.build_id;
   if (in.request.persistence) vm.persistence_json = wire::persistence(*in.request.persistence);

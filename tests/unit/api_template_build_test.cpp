@@ -10,6 +10,7 @@
 #include "api/models/json.hpp"
 #include "api/routes/api.hpp"
 #include "api/routes/template_build.hpp"
+#include "api/serve/idle_monitor.hpp"
 #include "api/serve/unavailable_engine.hpp"
 #include "api/store/store.hpp"
 #include "tests/unit/api_fixture.hpp"
@@ -262,6 +263,10 @@ TEST_CASE("POST /v1/vms with a template restores the built snapshot and names it
   REQUIRE(vm->has_value());
   CHECK((*vm)->snapshot_id == snap);
   CHECK((*vm)->build_id == f.snapshot(snap).build_id);
+  // The template's idle timeout is the VM's (the idle monitor reads the stored config).
+  auto idle = idle_settings_of(**vm);
+  REQUIRE(idle.has_value());
+  CHECK(idle->timeout_ms == 60000);
   // The second create from the same template is a plain restore.
   REQUIRE(f.post("/v1/vms", R"({"template": {"additionalFiles": {"/etc/motd": {"content": "hi"}},
       "idleTimeoutSeconds": 60}})")
