@@ -194,7 +194,7 @@ ApiResult<std::shared_ptr<LiveVm>> LocalEngine::await_ready(const std::shared_pt
                        fmt::format("the guest's agent did not answer within {} s", o_.boot_timeout_ms / 1000));
     }
     std::this_thread::sleep_for(pause);
-    pause = std::min(pause * 2, std::chrono::milliseconds(100));
+    pause = std::min(pause * 2, std::chrono::milliseconds(200));
   }
   // A disk made larger than the image: let the filesystem use it (online grow).
   if (grow_fs) (void)vm->agent().exec({.command = "resize2fs /dev/vda >/dev/null 2>&1"});
