@@ -85,8 +85,9 @@ void Vsock::process_event() {
   // Always drain the epoll set, even with no driver: it must not stay readable.
   const bool kicked = muxer_->process_host_events();
   if (reset_unacknowledged_ && std::chrono::steady_clock::now() - reset_sent_at_ > kResetAckTimeout) {
-    log_once(g_logged_unacknowledged, "virtio-vsock: the driver did not acknowledge a transport reset; host "
-                                      "connections are let through anyway");
+    log_once(g_logged_unacknowledged,
+             "virtio-vsock: the driver did not acknowledge a transport reset; host "
+             "connections are let through anyway");
     acknowledge_reset();
   }
   if (kicked && reset_requested_.exchange(false)) {
