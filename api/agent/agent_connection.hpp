@@ -27,7 +27,9 @@ struct ClientOptions {
   // true: socket_path is the VMM's vsock mux; send "CONNECT <port>\n" first.
   bool vsock_mux = false;
   uint32_t port = kVsockPort;
-  int64_t connect_timeout_ms = 5000;
+  // Connect, the mux's answer and the agent's hello: longer than the mux's own connect
+  // timeout, so a stalled guest is reported by the mux, not cut short here.
+  int64_t connect_timeout_ms = 15000;
   // Deadline for a whole request (exec adds its own timeout on top).
   int64_t call_timeout_ms = 30000;
   // Deadline for an exec without timeoutMs.

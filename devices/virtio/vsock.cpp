@@ -12,8 +12,10 @@ std::atomic<bool> g_logged_rx{false};
 std::atomic<bool> g_logged_event{false};
 std::atomic<bool> g_logged_unacknowledged{false};
 // A guest's driver handles a transport reset within milliseconds; an old or
-// odd one that never re-posts its event buffer must not lock the host out.
-constexpr std::chrono::seconds kResetAckTimeout{3};
+// odd one that never re-posts its event buffer must not lock the host out. Long
+// enough for a guest stalled under nested emulation: a connection let in before
+// the driver handled the reset would be closed by it.
+constexpr std::chrono::seconds kResetAckTimeout{10};
 // Rounds of tx/rx per notification: bounds how long a busy guest keeps the
 // event loop; whatever is left runs on the next notification or host event.
 constexpr int kMaxRounds = 16;

@@ -33,7 +33,10 @@ inline constexpr size_t kMaxConnections = 1024;
 inline constexpr size_t kMaxPendingHost = 64;         // host sockets still sending CONNECT
 inline constexpr size_t kMaxStrayReplies = 256;       // RSTs owed for packets to no connection
 inline constexpr uint32_t kFirstHostPort = 1U << 30;  // host-initiated local ports, as Firecracker
-inline constexpr auto kConnectTimeout = std::chrono::seconds(2);
+// A guest that does not answer a host connect in this long is stalled, not refusing
+// (a refusal is an RST, at once). Firecracker waits 2 s; guests under nested emulation
+// stall longer than that while busy, and a healthy guest never makes anyone wait.
+inline constexpr auto kConnectTimeout = std::chrono::seconds(10);
 inline constexpr auto kCloseLinger = std::chrono::seconds(2);
 inline constexpr auto kConnectLineTimeout = std::chrono::seconds(5);
 
