@@ -12,6 +12,7 @@
 #include <memory>
 
 #include "vmm/log.hpp"
+#include "vmm/unix_socket.hpp"
 
 namespace forkvm {
 namespace {
@@ -46,17 +47,6 @@ std::string ok_response(Fill fill) {
   return sb.GetString();
 }
 
-Result<sockaddr_un> socket_address(const std::string& path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.empty() || path.size() >= sizeof(addr.sun_path)) {
-    return make_error("control socket path '{}' is empty or longer than {} bytes", path,
-                      sizeof(addr.sun_path) - 1);
-  }
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  return addr;
-}
-
 void send_all(int fd, std::string_view data) {
   while (!data.empty()) {
     const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
@@ -77,7 +67,7 @@ void send_all(int fd, std::string_view data) {
 
 Result<std::unique_ptr<ControlServer>> ControlServer::create(EventLoop& loop, const std::string& path,
                                                              ControlTarget& target) {
-  const sockaddr_un addr = FORKVM_TRY(socket_address(path));
+  const sockaddr_un addr = FORKVM_TRY(unix_address(path, "control socket"));
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return errno_error("control socket");
   ::unlink(path.c_str());  // a stale socket from an earlier run
@@ -358,12 +348,7 @@ void ControlServer::handle(std::string_view request, Reply reply) {
 }
 
 Result<std::string> control_request(const std::string& path, std::string_view request_json, int timeout_ms) {
-  const sockaddr_un addr = FORKVM_TRY(socket_address(path));
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd.valid()) return errno_error("socket");
-  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
-    return errno_error(fmt::format("connect to control socket {}", path));
-  }
+  UniqueFd fd = FORKVM_TRY(connect_unix(path, "control socket"));
   std::string line(request_json);
   line += '\n';
   std::string_view out = line;

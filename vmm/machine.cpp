@@ -173,7 +173,7 @@ Status Machine::Impl::add_virtio(std::shared_ptr<virtio::Device> device, std::st
 
 Status Machine::Impl::build() {
   FORKVM_CHECK(vm.set_memory(memory));
-  FORKVM_CHECK(vm.setup_x86());
+  if (!x86_ready) FORKVM_CHECK(vm.setup_x86());
   loop = FORKVM_TRY(EventLoop::create());
   int sfd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (sfd < 0) return errno_error("eventfd for stop requests");
@@ -215,7 +215,9 @@ Status Machine::Impl::build() {
   }
   if (!config.cmdline.empty()) cmdline += " " + config.cmdline;
 
-  for (uint32_t i = 0; i < config.cpus; ++i) vcpus.push_back(FORKVM_TRY(Vcpu::create(vm, kvm, i)));
+  // A prepared VM (vmm/prepared_vm.hpp) brings some or all of them.
+  for (auto i = static_cast<uint32_t>(vcpus.size()); i < config.cpus; ++i)
+    vcpus.push_back(FORKVM_TRY(Vcpu::create(vm, kvm, i)));
   x86::BootConfig boot{config.kernel, config.initrd, cmdline, config.cpus};
   // A restored machine gets its registers from the snapshot instead.
   if (!restored) FORKVM_CHECK(x86::configure_for_boot(kvm, vcpus, memory, boot));

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "vmm/control.hpp"
+#include "vmm/prepared_vm.hpp"
 #include "vmm/result.hpp"
 
 namespace forkvm {
@@ -95,7 +96,11 @@ class Machine {
   // vsock socket and CID, net slot and (when given) disk paths come from
   // `config` (snapshot/machine_config.hpp). The guest continues where it
   // was saved once run() is called; its vsock connections are reset.
-  static Result<std::unique_ptr<Machine>> restore(const MachineConfig& config, const std::string& dir);
+  // With `prepared`, its VM and vCPUs are used instead of new ones (a
+  // standby VMM made them before the snapshot was known); when it has more
+  // vCPUs than the snapshot, it is dropped (KVM cannot remove a vCPU).
+  static Result<std::unique_ptr<Machine>> restore(const MachineConfig& config, const std::string& dir,
+                                                  std::optional<PreparedVm> prepared = std::nullopt);
   // Pauses the vCPUs, saves state and freezes writable layered disks into
   // `dir` (created if missing; an earlier snapshot there is replaced
   // atomically, without disturbing VMs restored from it), resumes them and

@@ -73,6 +73,7 @@ struct Machine::Impl final : ControlTarget {
   std::shared_ptr<AcpiPm> acpi_pm;
   EventFdInterrupt* ged_irq = nullptr;  // the ACPI GED's line: "re-read the VM generation ID"
   bool restored = false;  // built from a snapshot: no boot setup
+  bool x86_ready = false;  // vm.setup_x86() done already (a PreparedVm)
   // The memory file this machine's RAM maps (restored machines only): a
   // later snapshot writes just the pages that differ from it.
   std::optional<std::string> memory_base;

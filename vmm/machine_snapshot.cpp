@@ -437,7 +437,8 @@ Result<UniqueFd> open_memory_file(const std::string& path, uint64_t size) {
 
 }  // namespace
 
-Result<std::unique_ptr<Machine>> Machine::restore(const MachineConfig& given, const std::string& dir) {
+Result<std::unique_ptr<Machine>> Machine::restore(const MachineConfig& given, const std::string& dir,
+                                                  std::optional<PreparedVm> prepared) {
   const auto file = FORKVM_TRY(snapshot::StateFile::read(dir + "/" + kStateFile));
   const auto* msec = FORKVM_TRY(file.require(snapshot::kMachine, 0, "machine"));
   StateReader mr(msec->payload, "the machine");
@@ -472,11 +473,18 @@ Result<std::unique_ptr<Machine>> Machine::restore(const MachineConfig& given, co
     if (!delta_fd.valid()) return errno_error(fmt::format("open memory delta {}", delta_path));
   }
 
-  auto kvm = FORKVM_TRY(Kvm::open());
-  auto vm = FORKVM_TRY(Vm::create(kvm));
+  if (prepared && prepared->vcpus.size() > config.cpus) {
+    log(LogLevel::info, "restore {}: the prepared VM has {} vCPUs, the snapshot {}: making a new VM", dir,
+        prepared->vcpus.size(), config.cpus);
+    prepared.reset();
+  }
+  if (!prepared) prepared = FORKVM_TRY(PreparedVm::create(0));  // build() makes the vCPUs
   auto memory = FORKVM_TRY(GuestMemory::map_file_private(mfd.get(), size));
   if (delta_fd.valid()) FORKVM_CHECK(snapshot::apply_memory_delta(memory, delta_fd.get(), dir + "/" + *delta_name));
-  auto impl = std::make_unique<Impl>(config, std::move(kvm), std::move(vm), std::move(memory));
+  auto impl =
+      std::make_unique<Impl>(config, std::move(prepared->kvm), std::move(prepared->vm), std::move(memory));
+  impl->vcpus = std::move(prepared->vcpus);
+  impl->x86_ready = true;
   impl->restored = true;
   impl->memory_base = base_path;
   impl->memory_base_fd = std::move(mfd);

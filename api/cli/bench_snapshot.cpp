@@ -1,18 +1,18 @@
 // forkvm bench fork|restore|suspend: the snapshot machinery on the Debian
 // image, with the host's own fork() of the same resident memory measured in
 // the same run as the physical reference for the parent's pause.
+#include <fmt/format.h>
+#include <rapidjson/document.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <future>
 #include <optional>
 #include <thread>
-
-#include <fmt/format.h>
-#include <rapidjson/document.h>
 
 #include "api/cli/args.hpp"
 #include "api/cli/bench_common.hpp"
@@ -33,8 +33,11 @@ constexpr const char* kUsage = R"(usage: forkvm bench fork|restore|suspend [opti
   fork      live fork of a running guest: the parent's pause (the VMM's own
             figure), the host's fork() of the same resident memory, the time
             until each child answers an exec, each idle child's private memory
-  restore   a live snapshot (pause, time to complete), then restores of it:
-            process start to the first exec answered, private memory
+  restore   a live snapshot (pause, time to complete), then restores of it,
+            alternating a new VMM process with a standby one (KVM VM and
+            vCPUs made ahead, as `forkvm serve` keeps them): start (or claim)
+            to the first exec answered, the VMM's own restore time, private
+            memory
   suspend   suspend (snapshot + VMM exit) and resume (restore to first exec),
             the memory written each time: all of it, then only changed pages
 
@@ -111,6 +114,17 @@ double json_number(const std::string& json, const char* key) {
   d.Parse(json.c_str());
   if (d.HasParseError() || !d.IsObject() || !d.HasMember(key) || !d[key].IsNumber()) return -1;
   return d[key].GetDouble();
+}
+
+// The "forkvm restore: restored in X ms" line of a VMM's log: from its main() to the vCPUs ready.
+Result<double> logged_restore_ms(const std::string& log_path) {
+  std::ifstream in(log_path);
+  constexpr std::string_view kMark = "restored in ";
+  for (std::string line; std::getline(in, line);) {
+    if (const size_t at = line.find(kMark); at != std::string::npos)
+      return std::strtod(line.c_str() + at + kMark.size(), nullptr);
+  }
+  return make_error("no restore time in {}", log_path);
 }
 
 Result<BenchVm> boot_ready(const Options& o, const std::string& dir, const std::string& name) {
@@ -263,39 +277,64 @@ int restore_mode(const std::vector<std::string>& argv) {
   if (!reply.ok()) return fail("restore", reply.error());
   auto frozen = storage::load_chain(snap + "/chain");
   if (!frozen.ok()) return fail("restore", frozen.error());
-  Samples to_exec, priv;
-  for (uint64_t r = 1; r <= o->runs; ++r) {
-    const std::string disk = fmt::format("{}/r{}.disk", dir->path(), r);
+  Samples to_exec, priv, standby_to_exec, vmm_restore, standby_restore;
+  for (uint64_t r = 1; r <= o->runs * 2; ++r) {
+    const bool standby = r % 2 == 0;
+    const std::string name = fmt::format("r{}", r);
+    const std::string disk = fmt::format("{}/{}.disk", dir->path(), name);
     if (auto made = storage::fork_chain_from(*frozen, disk); !made.ok()) return fail("restore", made.error());
-    const auto t0 = Clock::now();
-    auto restored = BenchVm::restore(snap, disk, dir->path(), fmt::format("r{}", r));
-    if (!restored.ok()) return fail("restore", restored.error());
+    Result<BenchVm> restored = make_error("not started");
+    Clock::time_point t0;
+    if (standby) {
+      restored = BenchVm::standby(dir->path(), name, static_cast<uint32_t>(o->cpus));
+      if (!restored.ok()) return fail("restore", restored.error());
+      t0 = Clock::now();
+      auto ms = restored->claim(snap, disk);
+      if (!ms.ok()) return fail("restore", ms.error());
+      standby_restore.add(*ms);
+    } else {
+      t0 = Clock::now();
+      restored = BenchVm::restore(snap, disk, dir->path(), name);
+      if (!restored.ok()) return fail("restore", restored.error());
+    }
     auto ready = restored->wait_ready(kReadyLimit);
     const double ms = ms_since(t0);
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     auto k = restored->private_kib();
     restored->stop();
     if (!ready.ok()) return fail("restore", ready.error());
-    to_exec.add(ms);
+    (standby ? standby_to_exec : to_exec).add(ms);
+    if (!standby) {
+      if (auto v = logged_restore_ms(restored->path(".log")); v.ok()) vmm_restore.add(*v);
+    }
     if (k.ok()) priv.add(static_cast<double>(*k));
   }
   const double pause_ms = json_number(*reply, "pause_ms"), total_ms = json_number(*reply, "total_ms");
   const double written = json_number(*reply, "memory_data_bytes") / (1 << 20);
   if (o->json) {
-    std::printf("{\"bench\":\"restore\",\"mem_mib\":%llu,\"vm_mem_mib\":%llu,\"runs\":%llu,\"snapshot_pause_ms\":%.2f,"
-                "\"snapshot_total_ms\":%.1f,\"memory_written_mib\":%.1f,\"restore_to_exec_ms\":%s,"
-                "\"restored_private_kib\":%.0f}\n",
-                static_cast<unsigned long long>(o->mem), static_cast<unsigned long long>(o->vm_mem),
-                static_cast<unsigned long long>(o->runs), pause_ms, total_ms, written, to_exec.json().c_str(),
-                priv.median());
+    std::printf(
+        "{\"bench\":\"restore\",\"mem_mib\":%llu,\"vm_mem_mib\":%llu,\"runs\":%llu,"
+        "\"snapshot_pause_ms\":%.2f,\"snapshot_total_ms\":%.1f,\"memory_written_mib\":%.1f,"
+        "\"restore_to_exec_ms\":%s,"
+        "\"standby_restore_to_exec_ms\":%s,\"vmm_restore_ms\":%s,\"standby_vmm_restore_ms\":%s,"
+        "\"restored_private_kib\":%.0f}\n",
+        static_cast<unsigned long long>(o->mem), static_cast<unsigned long long>(o->vm_mem),
+        static_cast<unsigned long long>(o->runs), pause_ms, total_ms, written, to_exec.json().c_str(),
+        standby_to_exec.json().c_str(), vmm_restore.json().c_str(), standby_restore.json().c_str(),
+        priv.median());
     return 0;
   }
   std::printf("live snapshot of a guest of %llu MiB with %llu MiB dirtied: paused %.2f ms, complete after %.0f ms, "
               "%.1f MiB of memory written\n",
               static_cast<unsigned long long>(o->vm_mem), static_cast<unsigned long long>(o->mem), pause_ms, total_ms,
               written);
-  std::printf("restore to first exec answered (%llu runs)  %s\n", static_cast<unsigned long long>(o->runs),
-              to_exec.text().c_str());
+  std::printf("restore to first exec answered (%llu runs each)\n", static_cast<unsigned long long>(o->runs));
+  std::printf("  new VMM process       %s\n", to_exec.text().c_str());
+  std::printf("  standby VMM           %s (ratio of medians %.2f)\n", standby_to_exec.text().c_str(),
+              to_exec.median() > 0 ? standby_to_exec.median() / to_exec.median() : 0.0);
+  std::printf("the VMM's own restore (state file to vCPUs ready)\n");
+  std::printf("  new VMM process       %s (KVM VM and vCPUs made on the way)\n", vmm_restore.text().c_str());
+  std::printf("  standby VMM           %s\n", standby_restore.text().c_str());
   std::printf("private memory per restored VMM  %.0f KiB (median)\n", priv.median());
   return 0;
 }

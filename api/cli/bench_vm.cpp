@@ -1,5 +1,6 @@
 #include "api/cli/bench_vm.hpp"
 
+#include <fmt/format.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -8,11 +9,10 @@
 #include <fstream>
 #include <thread>
 
-#include <fmt/format.h>
-
 #include "api/cli/bench_common.hpp"
 #include "devices/storage/chain_ops.hpp"
 #include "vmm/control.hpp"
+#include "vmm/standby.hpp"
 
 namespace forkvm::cli {
 namespace {
@@ -61,6 +61,27 @@ Result<BenchVm> BenchVm::restore(const std::string& snapshot_dir, const std::str
   return BenchVm(dir, name, std::move(vmm));
 }
 
+Result<BenchVm> BenchVm::standby(const std::string& dir, const std::string& name, uint32_t cpus) {
+  const std::string socket = dir + "/" + name + ".standby";
+  auto vmm = FORKVM_TRY(
+      engine::VmmProcess::spawn({self_exe(), "restore", "--standby", socket, "--cpus", std::to_string(cpus)},
+                                dir + "/" + name + ".log"));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(1);
+  while (::access(socket.c_str(), F_OK) != 0) {
+    if (!vmm->running() || std::chrono::steady_clock::now() > deadline)
+      return make_error("{}: the standby VMM did not start (see {}/{}.log)", name, dir, name);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return BenchVm(dir, name, std::move(vmm));
+}
+
+Result<double> BenchVm::claim(const std::string& snapshot_dir, const std::string& disk_dir) {
+  std::vector<std::string> args = {"--snapshot", snapshot_dir};
+  for (auto& a : host_args(dir_, name_, disk_dir)) args.push_back(std::move(a));
+  ::unlink(path(".vsock").c_str());
+  return standby::claim(path(".standby"), path(".log"), args, std::chrono::minutes(5));
+}
+
 Result<BenchVm> BenchVm::adopt(pid_t pid, const std::string& dir, const std::string& name) {
   auto vmm = FORKVM_TRY(engine::VmmProcess::adopt(pid));
   return BenchVm(dir, name, std::move(vmm));
@@ -78,7 +99,9 @@ Status BenchVm::wait_ready(std::chrono::milliseconds limit) {
   const auto deadline = std::chrono::steady_clock::now() + limit;
   const std::string sock = path(".vsock");
   for (;;) {
-    if (!vmm_->running()) return make_error("{}: the VMM exited (see {})", name_, path(".log"));
+    if (!vmm_->running())
+      return make_error("{}: the VMM exited ({}): {}", name_, vmm_->exit_status().value_or("?"),
+                        engine::vmm_log_tail(path(".log")));
     if (::access(sock.c_str(), F_OK) == 0) {
       auto r = agent(5000).exec({.command = "true"});
       if (r.ok() && r->exit_code == 0) return {};

@@ -24,6 +24,8 @@ constexpr const char* kServeUsage = R"(usage: forkvm serve [--listen ADDR:PORT] 
   --vm-cpus N            vCPUs of a VM that asks for no count (default 2)
   --ready-net-slots N    network slots kept set up ahead of time, so a VM start
                          claims one instead of setting its network up (default 0)
+  --standby-vmms N       VMM processes kept ready (KVM VM and vCPUs made) for
+                         restores: a create or resume claims one (default 2)
 
 On first start with no API keys, a key is created, printed to stderr and
 written to DIR/api-key (mode 0600). More keys: forkvm keys create.
@@ -34,7 +36,7 @@ written to DIR/api-key (mode 0600). More keys: forkvm keys create.
 int serve_command(const std::vector<std::string>& argv) {
   auto args = Args::parse(argv,
                           {"listen", "data", "header-timeout-ms", "body-timeout-ms", "image", "vm-mem",
-                           "vm-cpus", "ready-net-slots"},
+                           "vm-cpus", "ready-net-slots", "standby-vmms"},
                           {"help"});
   if (!args.ok() || args->has("help") || !args->positional().empty()) {
     if (!args.ok()) std::fprintf(stderr, "forkvm serve: %s\n", args.error().message.c_str());
@@ -57,11 +59,14 @@ int serve_command(const std::vector<std::string>& argv) {
     return kUsageError;
   }
   auto slots = args->get_uint("ready-net-slots", options.engine.prepared_net_slots, 0, 64);
-  if (!slots.ok()) {
-    std::fprintf(stderr, "forkvm serve: %s\n", slots.error().message.c_str());
+  auto standbys = args->get_uint("standby-vmms", options.engine.standby_vmms, 0, 64);
+  if (!slots.ok() || !standbys.ok()) {
+    std::fprintf(stderr, "forkvm serve: %s\n",
+                 (!slots.ok() ? slots.error() : standbys.error()).message.c_str());
     return kUsageError;
   }
   options.engine.prepared_net_slots = static_cast<uint32_t>(*slots);
+  options.engine.standby_vmms = static_cast<uint32_t>(*standbys);
   options.engine.default_mem_mib = *mem;
   options.engine.default_vcpus = static_cast<uint32_t>(*cpus);
   auto header = args->get_uint("header-timeout-ms", 30000, 100, 3600000);

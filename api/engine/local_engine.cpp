@@ -33,26 +33,10 @@ std::string shell_quote(std::string_view word) {
 
 }  // namespace
 
-std::string vmm_log_tail(const std::string& path) {
-  std::string text = read_text_file(path);
-  size_t cut = text.size();
-  for (int lines = 0; lines < 3 && cut > 0; lines++) {
-    size_t nl = text.rfind('\n', cut - 1);
-    if (nl == std::string::npos) {
-      cut = 0;
-      break;
-    }
-    cut = nl;
-  }
-  std::string tail = text.substr(cut);
-  while (!tail.empty() && tail.back() == '\n') tail.pop_back();
-  while (!tail.empty() && (tail.front() == '\n')) tail.erase(0, 1);
-  return tail.empty() ? "(no output)" : tail;
-}
-
 LocalEngine::~LocalEngine() {
   stopping_ = true;
   if (warm_.joinable()) warm_.join();
+  pool_.reset();
   release_prepared_slots();
   // VMMs outlive the server (a restarted one finds them again); their
   // watchers must not call into an engine that is gone.
@@ -65,6 +49,22 @@ void LocalEngine::start_warm_up() {
     auto made = golden(Resources{o_.default_mem_mib, o_.default_vcpus, 0});
     if (!made.ok()) log(LogLevel::warn, "engine: golden snapshot not made at start: {}", made.error().message);
   });
+}
+
+void LocalEngine::start_vmm_pool() {
+  // <run>/standby-<server pid>: a server that died left its standbys' sockets behind (the
+  // standbys died with it); another server on this host keeps its own.
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(o_.run_dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (!name.starts_with("standby-")) continue;
+    const auto pid = static_cast<pid_t>(std::strtol(name.c_str() + 8, nullptr, 10));
+    if (pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH) std::filesystem::remove_all(e.path(), ec);
+  }
+  if (o_.standby_vmms == 0) return;
+  pool_ = std::make_unique<VmmPool>(VmmPoolOptions{o_.forkvm_binary,
+                                                   fmt::format("{}/standby-{}", o_.run_dir, ::getpid()),
+                                                   o_.standby_vmms, o_.default_vcpus});
 }
 
 std::shared_ptr<std::mutex> LocalEngine::op_lock(const std::string& id) {
@@ -164,7 +164,17 @@ ApiResult<std::shared_ptr<LiveVm>> LocalEngine::launch(const std::string& id, co
                                    std::to_string(vm->net_slot),
                                    "--console",
                                    vm->dir + "/console.log"});
-  auto proc = VmmProcess::spawn(argv, vmm_log(*vm));
+  Result<std::shared_ptr<VmmProcess>> proc = make_error("no standby VMM pool");
+  if (pool_ && mode.front() == "restore") {
+    proc = pool_->claim({argv.begin() + 2, argv.end()}, vmm_log(*vm),
+                        std::chrono::milliseconds(o_.boot_timeout_ms));
+    if (proc.ok()) {
+      log(LogLevel::info, "engine: VM {} restores in standby VMM {}", id, (*proc)->pid());
+    } else {
+      log(LogLevel::info, "engine: VM {} restores in a new VMM: {}", id, proc.error().message);
+    }
+  }
+  if (!proc.ok()) proc = VmmProcess::spawn(argv, vmm_log(*vm));
   if (!proc.ok()) {
     release_slot(vm->net_slot);
     return api_error(ErrorCode::InternalError, "starting the VMM: " + proc.error().message);
@@ -523,6 +533,7 @@ Result<std::unique_ptr<VmEngine>> make_local_engine(const LocalEngineOptions& op
   // Before the warm-up launches anything: their network slots are taken.
   engine->find_running_vmms();
   engine->start_net_preparer();
+  engine->start_vmm_pool();
   if (warm) engine->start_warm_up();
   return std::unique_ptr<VmEngine>(std::move(engine));
 }

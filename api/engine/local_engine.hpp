@@ -28,6 +28,8 @@ struct LocalEngineOptions {
   // Off by default for now: in the nested rig, L1 froze three times in runs
   // where slots were prepared while guests ran (cause not established).
   uint32_t prepared_net_slots = 0;
+  // Standby VMMs kept ready for restores (api/engine/vmm_pool.hpp); 0: none.
+  uint32_t standby_vmms = 2;
   // Make the golden snapshot (what a create restores) in the background at start.
   bool warm_up = true;
 };

@@ -12,12 +12,10 @@
 #include "api/engine/image.hpp"
 #include "api/engine/live_vm.hpp"
 #include "api/engine/local_engine.hpp"
+#include "api/engine/vmm_pool.hpp"
 #include "devices/storage/chain_descriptor.hpp"
 
 namespace forkvm::engine {
-
-// The last lines of a VMM's log: why it stopped, for error messages.
-[[nodiscard]] std::string vmm_log_tail(const std::string& path);
 
 using namespace forkvm::api;  // NOLINT(google-build-using-namespace): the engine speaks the API's types
 
@@ -144,8 +142,11 @@ class LocalEngine final : public VmEngine {
   // background (after removing what an earlier server left prepared). The
   // destructor stops it and takes the unused ones down.
   void start_net_preparer();
+  // Keeps LocalEngineOptions::standby_vmms standby VMMs for restores.
+  void start_vmm_pool();
 
  private:
+  std::unique_ptr<VmmPool> pool_;
   std::thread warm_;
   std::atomic<bool> stopping_{false};
   // The running VM, or VM_NOT_RUNNING saying why not.

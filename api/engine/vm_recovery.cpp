@@ -38,7 +38,23 @@ struct RuntimeFile {
   pid_t pid = 0;
   uint32_t net_slot = 0;
   std::string instance_id;
+  uint64_t start_time = 0;  // the process's, in clock ticks after boot; 0: not recorded
 };
+
+// Field 22 of /proc/PID/stat: with the pid, it names one process for the
+// host's uptime, whatever the process's command line (a standby VMM's and a
+// fork child's do not name their VM).
+std::optional<uint64_t> process_start_time(pid_t pid) {
+  const std::string stat = read_text_file(fmt::format("/proc/{}/stat", pid));
+  const size_t name_end = stat.rfind(')');  // the command name may hold spaces and parentheses
+  if (name_end == std::string::npos) return std::nullopt;
+  std::istringstream in(stat.substr(name_end + 1));
+  std::string field;
+  for (int n = 3; n <= 22 && in >> field; ++n) {
+    if (n == 22) return std::strtoull(field.c_str(), nullptr, 10);
+  }
+  return std::nullopt;
+}
 
 std::optional<RuntimeFile> read_runtime(const std::string& path) {
   std::istringstream in(read_text_file(path));
@@ -48,14 +64,17 @@ std::optional<RuntimeFile> read_runtime(const std::string& path) {
     if (key == "pid") r.pid = static_cast<pid_t>(std::strtol(value.c_str(), nullptr, 10));
     if (key == "net_slot") r.net_slot = static_cast<uint32_t>(std::strtoul(value.c_str(), nullptr, 10));
     if (key == "instance") r.instance_id = value;
+    if (key == "start_time") r.start_time = std::strtoull(value.c_str(), nullptr, 10);
   }
   if (r.pid <= 0 || r.net_slot == 0) return std::nullopt;
   return r;
 }
 
-// True when `pid` runs a VMM whose command line has `--control <socket>`.
-bool is_vmm_of(pid_t pid, const std::string& control_socket) {
-  std::string cmdline = read_text_file(fmt::format("/proc/{}/cmdline", pid));
+// True when the recorded VMM still runs: the same pid and start time, or (a
+// runtime file without a start time) a command line with `--control <socket>`.
+bool is_vmm_of(const RuntimeFile& rt, const std::string& control_socket) {
+  if (rt.start_time != 0) return process_start_time(rt.pid) == rt.start_time;
+  std::string cmdline = read_text_file(fmt::format("/proc/{}/cmdline", rt.pid));
   std::vector<std::string> args;
   size_t start = 0;
   for (size_t i = 0; i < cmdline.size(); i++) {
@@ -88,6 +107,7 @@ void LocalEngine::write_runtime(const LiveVm& vm) const {
   std::string path = vm.dir + "/runtime";
   std::ofstream out(path + ".tmp", std::ios::trunc);
   out << "pid " << vm.vmm->pid() << "\nnet_slot " << vm.net_slot << "\ninstance " << vm.instance_id << "\n";
+  if (auto started = process_start_time(vm.vmm->pid())) out << "start_time " << *started << "\n";
   out.close();
   if (!out || ::rename((path + ".tmp").c_str(), path.c_str()) != 0)
     log(LogLevel::warn, "engine: VM {}: could not record its VMM in {}; a restarted server will not find it",
@@ -106,9 +126,8 @@ void LocalEngine::find_running_vmms() {
     vm->instance_id = rt->instance_id;
     vm->net_slot = rt->net_slot;
     // Gone (or the pid is someone else's now): its network may be left over.
-    auto proc = is_vmm_of(rt->pid, vm->control_socket)
-                    ? VmmProcess::adopt(rt->pid)
-                    : Result<std::shared_ptr<VmmProcess>>(make_error("gone"));
+    auto proc = is_vmm_of(*rt, vm->control_socket) ? VmmProcess::adopt(rt->pid)
+                                                   : Result<std::shared_ptr<VmmProcess>>(make_error("gone"));
     if (!proc.ok()) {
       dead_slots.push_back(rt->net_slot);
       continue;

@@ -1,6 +1,7 @@
 #include "api/engine/vmm_process.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/syscall.h>
@@ -9,7 +10,7 @@
 
 #include <thread>
 
-#include <fmt/format.h>
+#include "api/engine/text_file.hpp"
 
 namespace forkvm::engine {
 
@@ -44,6 +45,23 @@ Result<std::shared_ptr<VmmProcess>> VmmProcess::spawn(const std::vector<std::str
   std::shared_ptr<VmmProcess> p(new VmmProcess(pid));
   std::thread([p] { p->reap(); }).detach();
   return p;
+}
+
+std::string vmm_log_tail(const std::string& path) {
+  std::string text = read_text_file(path);
+  size_t cut = text.size();
+  for (int lines = 0; lines < 3 && cut > 0; lines++) {
+    size_t nl = text.rfind('\n', cut - 1);
+    if (nl == std::string::npos) {
+      cut = 0;
+      break;
+    }
+    cut = nl;
+  }
+  std::string tail = text.substr(cut);
+  while (!tail.empty() && tail.back() == '\n') tail.pop_back();
+  while (!tail.empty() && (tail.front() == '\n')) tail.erase(0, 1);
+  return tail.empty() ? "(no output)" : tail;
 }
 
 Result<std::shared_ptr<VmmProcess>> VmmProcess::adopt(pid_t pid) {

@@ -21,6 +21,9 @@
 
 namespace forkvm::engine {
 
+// The last lines of a VMM's log: why it stopped, for error messages.
+[[nodiscard]] std::string vmm_log_tail(const std::string& path);
+
 class VmmProcess {
  public:
   // argv[0] is the program; stdout and stderr go to log_path (appended).

@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "vmm/log.hpp"
+#include "vmm/unix_socket.hpp"
 
 namespace forkvm::virtio::vsock {
 namespace {
@@ -39,17 +40,6 @@ Status epoll_add(int ep, int fd, uint32_t events, uint64_t token) {
   return {};
 }
 
-Result<sockaddr_un> unix_address(const std::string& path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.empty() || path.size() >= sizeof(addr.sun_path)) {
-    return make_error("vsock socket path '{}' is empty or longer than {} bytes", path,
-                      sizeof(addr.sun_path) - 1);
-  }
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  return addr;
-}
-
 // "CONNECT <port>" (without the newline); the port or nothing.
 std::optional<uint32_t> parse_connect(std::string_view line) {
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
@@ -66,7 +56,7 @@ std::optional<uint32_t> parse_connect(std::string_view line) {
 
 Result<std::unique_ptr<Muxer>> Muxer::create(const std::string& uds_path, uint64_t guest_cid) {
   std::unique_ptr<Muxer> m(new Muxer(uds_path, guest_cid));
-  const sockaddr_un addr = FORKVM_TRY(unix_address(uds_path));
+  const sockaddr_un addr = FORKVM_TRY(unix_address(uds_path, "vsock socket"));
   if (uds_path.size() + 11 >= sizeof(addr.sun_path)) {
     // PATH_<port> must fit as well, for guest-initiated connections.
     return make_error("vsock socket path '{}' leaves no room for the _<port> suffix", uds_path);
@@ -228,7 +218,7 @@ void Muxer::start_host_connection(UniqueFd fd, uint32_t guest_port) {
 void Muxer::guest_connect(const Header& h) {
   if (!active_ || conns_.size() >= kMaxConnections) return reply_reset(h);
   const std::string path = fmt::format("{}_{}", path_, h.dst_port);
-  auto addr = unix_address(path);
+  auto addr = unix_address(path, "vsock socket");
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   // A Unix stream connect completes at once or fails (EAGAIN: backlog full).
   if (!addr.ok() || !fd.valid() ||

@@ -32,6 +32,15 @@ cleanup() {
     curl -s -m 120 -X DELETE -H "Authorization: Bearer $key" "$base/v1/vms/$id" >/dev/null
   done
   [[ -n $serve ]] && { kill "$serve" 2>/dev/null; wait "$serve" 2>/dev/null; }
+  # VMMs a killed server left running (the test failed before a new one
+  # deleted them) hold network slots a rerun needs.
+  local runtime pid slot
+  for runtime in "$data"/vms/*/runtime; do
+    [[ -f $runtime ]] || continue
+    pid=$(awk '$1 == "pid" { print $2 }' "$runtime") slot=$(awk '$1 == "net_slot" { print $2 }' "$runtime")
+    [[ -n $pid ]] && grep -qa forkvm "/proc/$pid/cmdline" 2>/dev/null && kill -9 "$pid"
+    [[ -n $slot ]] && { ip netns del "fkvm-$slot" 2>/dev/null; nft delete table ip "fkvm_$slot" 2>/dev/null; }
+  done
   rm -rf "$data"
 }
 trap cleanup EXIT

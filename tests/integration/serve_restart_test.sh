@@ -4,6 +4,8 @@
 # no server runs, and a new server is started. The surviving VM keeps
 # answering execs; the other is `lost` and says why. Then the surviving VM's
 # VMM is SIGKILLed under the running server, and it becomes `lost` too.
+# The creates restore in standby VMMs (api/engine/vmm_pool.hpp): claimed ones
+# outlive the server like any VMM, unclaimed ones die with it.
 #
 #   tests/integration/serve_restart_test.sh BUILD_DIR     (needs a KVM that runs guests)
 set -uo pipefail
@@ -21,10 +23,20 @@ exec_echo "$a" before || fail "exec in A before the restart"
 exec_echo "$b" before || fail "exec in B before the restart"
 pid_a=$(vmm_pid "$a") pid_b=$(vmm_pid "$b")
 [[ -n $pid_a && -n $pid_b ]] || fail "no runtime files naming the VMMs"
+grep -q "restores in standby VMM $pid_b" "$data/serve.log" \
+  || fail "B did not restore in a standby VMM: $(grep -a 'restores in' "$data/serve.log")"
+say "PASS B restored in a standby VMM (pid $pid_b)"
+# The unclaimed standbys of server $1 (a claimed one keeps its command line: skip A's and B's).
+standbys() { pgrep -f -- "restore --standby /run/forkvm/standby-$1/" | grep -vxF -e "$pid_a" -e "$pid_b"; }
+[[ -n $(standbys "$serve") ]] || fail "no standby VMMs wait beside the server"
+old_serve=$serve
 
 say "SIGKILL serve (pid $serve), then B's VMM (pid $pid_b)"
 kill -9 "$serve"; wait "$serve" 2>/dev/null; serve=
 kill -0 "$pid_a" || fail "A's VMM died with the server"
+for _ in $(seq 50); do [[ -z $(standbys "$old_serve") ]] && break; sleep 0.1; done
+[[ -z $(standbys "$old_serve") ]] || fail "standby VMMs outlived their server: $(standbys "$old_serve")"
+say "PASS the unclaimed standby VMMs died with the server, the claimed ones did not"
 kill -9 "$pid_b"
 for _ in $(seq 50); do kill -0 "$pid_b" 2>/dev/null || break; sleep 0.1; done
 
