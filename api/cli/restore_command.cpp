@@ -90,9 +90,10 @@ int restore_and_run(const Args& args, std::optional<PreparedVm> prepared,
 
 int run_standby(const std::string& path, uint32_t cpus) {
   // Unclaimed, it is the server's spare part: it must not outlive it.
+  // Its parent gone before the signal was armed: init (1) adopted it already.
   const pid_t parent = ::getppid();
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (::getppid() != parent) return 1;
+  if (parent == 1 || ::getppid() != parent) return 1;
   const auto t0 = std::chrono::steady_clock::now();
   auto prepared = PreparedVm::create(cpus);
   if (!prepared) {
