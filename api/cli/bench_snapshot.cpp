@@ -37,10 +37,10 @@ constexpr const char* kUsage = R"(usage: forkvm bench fork|restore|suspend [opti
             figure), the host's fork() of the same resident memory, the time
             until each child answers an exec, each idle child's private memory
   restore   a live snapshot (pause, time to complete), then restores of it,
-            alternating a new VMM process with a standby one (KVM VM and
-            vCPUs made ahead, as `forkvm serve` keeps them): start (or claim)
-            to the first exec answered, the VMM's own restore time, private
-            memory
+            alternating a new VMM process with a standby one (its KVM VM
+            made ahead, as `forkvm serve` keeps them): start (or claim) to the
+            vCPUs ready and to the first exec answered, the VMM's own restore
+            time, private memory
   suspend   suspend (snapshot + VMM exit) and resume (restore to first exec),
             the memory written each time: all of it, then only changed pages
 
@@ -268,14 +268,14 @@ struct RestoreArm {
   Samples to_restored;  // start (spawn or claim) until the VMM restored the machine
   Samples vmm_restore;  // the VMM's own figure: from main() (new) or the claim (standby)
   Samples to_exec;      // start until the guest's agent answers an exec
-  // One restore of `snap` on `disk`; a standby with `standby_cpus` vCPUs when non-zero.
+  // One restore of `snap` on `disk`, in a standby VMM when `in_standby`.
   // Returns the restored VMM's private memory (KiB).
   Result<uint64_t> run(const std::string& snap, const std::string& disk, const std::string& dir,
-                       const std::string& name, uint32_t standby_cpus) {
+                       const std::string& name, bool in_standby) {
     Result<BenchVm> vm = make_error("not started");
     Clock::time_point t0;
-    if (standby_cpus > 0) {
-      vm = FORKVM_TRY(BenchVm::standby(dir, name, standby_cpus));
+    if (in_standby) {
+      vm = FORKVM_TRY(BenchVm::standby(dir, name, 0));  // as forkvm serve's
       t0 = Clock::now();
       vmm_restore.add(FORKVM_TRY(vm->claim(snap, disk)));
       to_restored.add(ms_since(t0));
@@ -334,8 +334,8 @@ int restore_mode(const std::vector<std::string>& argv) {
     const std::string name = fmt::format("r{}", r);
     const std::string disk = fmt::format("{}/{}.disk", dir->path(), name);
     if (auto made = storage::fork_chain_from(*frozen, disk); !made.ok()) return fail("restore", made.error());
-    auto k = r % 2 == 0 ? standby.run(snap, disk, dir->path(), name, static_cast<uint32_t>(o->cpus))
-                        : fresh.run(snap, disk, dir->path(), name, 0);
+    auto k = r % 2 == 0 ? standby.run(snap, disk, dir->path(), name, true)
+                        : fresh.run(snap, disk, dir->path(), name, false);
     if (!k.ok()) return fail("restore", k.error());
     priv.add(static_cast<double>(*k));
   }
@@ -361,7 +361,7 @@ int restore_mode(const std::vector<std::string>& argv) {
   auto ratio = [](const Samples& a, const Samples& b) {
     return b.median() > 0 ? a.median() / b.median() : 0.0;
   };
-  std::printf("%llu restores each in a new VMM process / in a standby VMM (KVM VM and vCPUs made ahead)\n",
+  std::printf("%llu restores each in a new VMM process / in a standby VMM (its KVM VM made ahead)\n",
               static_cast<unsigned long long>(o->runs));
   std::printf("start (or claim) to the guest's vCPUs ready\n  new      %s\n  standby  %s (ratio %.2f)\n",
               fresh.to_restored.text().c_str(), standby.to_restored.text().c_str(),

@@ -38,10 +38,13 @@ are the restorer's:
   --control PATH      serve the control socket (status, pause, resume, snapshot, stop)
   --verbose           log VMM setup steps
 
-A standby VMM (--standby PATH) makes its KVM VM and N vCPUs (default 1) at
+A standby VMM (--standby PATH) makes its KVM VM (and N vCPUs, default 0) at
 once, then waits on the Unix socket PATH for the options above and a log
 file (vmm/standby.hpp), so that a restore pays none of that. It dies with
-the process that started it until it is claimed.
+the process that started it until it is claimed. vCPUs made long before the
+restore are a hazard: KVM takes a TSC written within a second of the time
+since their creation for a synchronization and keeps the creation-time
+offset, so the guest's TSC can be up to 1 s off (forkvm serve uses 0).
 
 exit status: as `forkvm run`; 1 also when the snapshot cannot be restored
 (missing, corrupt, other format version).
@@ -150,7 +153,7 @@ int restore_command(const std::vector<std::string>& argv) {
     auto flags = Args::parse(argv, {"standby", "cpus"}, {});
     if (flags && !flags->positional().empty())
       flags = make_error("unexpected argument '{}'", flags->positional()[0]);
-    auto cpus = flags ? flags->get_uint("cpus", 1, 1, 255) : Result<uint64_t>(flags.error());
+    auto cpus = flags ? flags->get_uint("cpus", 0, 0, 255) : Result<uint64_t>(flags.error());
     if (!cpus) {
       std::fprintf(stderr,
                    "forkvm restore --standby: %s (it takes only --cpus N: the restore's options come "

@@ -1,5 +1,5 @@
 // Standby VMMs: `forkvm restore --standby` processes started ahead of time,
-// each with its KVM VM and vCPUs already made (vmm/prepared_vm.hpp), waiting
+// each with its KVM VM already made (vmm/prepared_vm.hpp), waiting
 // on a socket of their own to be told which snapshot to restore
 // (vmm/standby.hpp). A restore that claims one skips the VMM's exec, dynamic
 // linking and KVM setup on its critical path. A keeper thread starts a new
@@ -25,7 +25,7 @@ struct VmmPoolOptions {
   std::string forkvm_binary;
   std::string dir;     // standby sockets and logs (short: Unix socket paths)
   uint32_t size = 0;   // standbys kept ready; 0: no pool
-  uint32_t vcpus = 1;  // each standby's vCPUs (the most common VM size)
+  uint32_t vcpus = 0;  // vCPUs made ahead (forkvm restore --help: why the engine makes none)
 };
 
 class VmmPool {
