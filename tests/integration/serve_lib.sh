@@ -47,7 +47,7 @@ trap cleanup EXIT
 
 start_serve() {
   [[ -n $key ]] || key=$("$forkvm" keys create --data "$data") || fail "keys create"
-  "$forkvm" serve --listen 127.0.0.1:"$port" --data "$data" --vm-mem 512 >>"$data/serve.log" 2>&1 &
+  "$forkvm" serve --listen 127.0.0.1:"$port" --data "$data" --vm-mem 512 ${SERVE_ARGS:-} >>"$data/serve.log" 2>&1 &
   serve=$!
   for _ in $(seq 300); do curl -sf -m 5 "$base/healthz" >/dev/null && return 0; sleep 0.2; done
   fail "serve did not answer /healthz"
