@@ -275,7 +275,7 @@ struct RestoreArm {
     Result<BenchVm> vm = make_error("not started");
     Clock::time_point t0;
     if (in_standby) {
-      vm = FORKVM_TRY(BenchVm::standby(dir, name, 0));  // as forkvm serve's
+      vm = FORKVM_TRY(BenchVm::standby(dir, name));
       t0 = Clock::now();
       vmm_restore.add(FORKVM_TRY(vm->claim(snap, disk)));
       to_restored.add(ms_since(t0));

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "api/cli/bench_common.hpp"
+#include "api/engine/vmm_pool.hpp"
 #include "devices/storage/chain_ops.hpp"
 #include "vmm/control.hpp"
 #include "vmm/standby.hpp"
@@ -61,17 +62,10 @@ Result<BenchVm> BenchVm::restore(const std::string& snapshot_dir, const std::str
   return BenchVm(dir, name, std::move(vmm));
 }
 
-Result<BenchVm> BenchVm::standby(const std::string& dir, const std::string& name, uint32_t cpus) {
-  const std::string socket = dir + "/" + name + ".standby";
+Result<BenchVm> BenchVm::standby(const std::string& dir, const std::string& name) {
+  const std::string base = dir + "/" + name;
   auto vmm = FORKVM_TRY(
-      engine::VmmProcess::spawn({self_exe(), "restore", "--standby", socket, "--cpus", std::to_string(cpus)},
-                                dir + "/" + name + ".log"));
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(1);
-  while (::access(socket.c_str(), F_OK) != 0) {
-    if (!vmm->running() || std::chrono::steady_clock::now() > deadline)
-      return make_error("{}: the standby VMM did not start (see {}/{}.log)", name, dir, name);
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+      engine::start_standby(self_exe(), base + ".standby", base + ".log", std::chrono::minutes(1)));
   return BenchVm(dir, name, std::move(vmm));
 }
 

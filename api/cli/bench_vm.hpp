@@ -25,9 +25,9 @@ class BenchVm {
   // `forkvm restore` of snapshot `snapshot_dir` on disk chain `disk_dir`.
   static Result<BenchVm> restore(const std::string& snapshot_dir, const std::string& disk_dir,
                                  const std::string& dir, const std::string& name);
-  // A standby VMM (`forkvm restore --standby NAME.standby`) with `cpus` vCPUs
-  // made, once it waits for its claim; then claim() restores it.
-  static Result<BenchVm> standby(const std::string& dir, const std::string& name, uint32_t cpus);
+  // A standby VMM (`forkvm restore --standby NAME.standby`, as forkvm serve
+  // keeps them), once it waits for its claim; then claim() restores it.
+  static Result<BenchVm> standby(const std::string& dir, const std::string& name);
   // Hands this standby the restore restore() would run; returns the VMM's
   // own restore time (vmm/standby.hpp).
   Result<double> claim(const std::string& snapshot_dir, const std::string& disk_dir);

@@ -62,10 +62,8 @@ void LocalEngine::start_vmm_pool() {
     if (pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH) std::filesystem::remove_all(e.path(), ec);
   }
   if (o_.standby_vmms == 0) return;
-  // No vCPUs made ahead: restoring the TSC of a vCPU made long before can fall into KVM's
-  // TSC synchronization window and leave the guest's TSC up to 1 s off (forkvm restore --help).
   pool_ = std::make_unique<VmmPool>(VmmPoolOptions{
-      o_.forkvm_binary, fmt::format("{}/standby-{}", o_.run_dir, ::getpid()), o_.standby_vmms, 0});
+      o_.forkvm_binary, fmt::format("{}/standby-{}", o_.run_dir, ::getpid()), o_.standby_vmms});
 }
 
 std::shared_ptr<std::mutex> LocalEngine::op_lock(const std::string& id) {

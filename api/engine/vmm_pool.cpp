@@ -48,30 +48,30 @@ VmmPool::~VmmPool() {
   if (o_.size > 0) std::filesystem::remove_all(o_.dir, ec);
 }
 
-size_t VmmPool::ready() const {
-  std::lock_guard lock(mu_);
-  return ready_.size();
+Result<std::shared_ptr<VmmProcess>> start_standby(const std::string& forkvm_binary, const std::string& socket,
+                                                  const std::string& log, std::chrono::milliseconds limit) {
+  auto process = FORKVM_TRY(VmmProcess::spawn({forkvm_binary, "restore", "--standby", socket}, log));
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  // The socket appears (renamed into place) once the standby accepts on it.
+  auto pause = std::chrono::milliseconds(1);
+  while (::access(socket.c_str(), F_OK) != 0) {
+    if (!process->running() || std::chrono::steady_clock::now() > deadline) {
+      process->signal(SIGKILL);
+      process->wait_for(std::chrono::seconds(5));
+      return make_error("standby VMM {} did not start (status {}): {}", process->pid(),
+                        process->exit_status().value_or("?"), vmm_log_tail(log));
+    }
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(50));
+  }
+  return process;
 }
 
 Result<VmmPool::Standby> VmmPool::start_one(uint64_t serial) {
   Standby s;
   s.socket = fmt::format("{}/{}.sock", o_.dir, serial);
   s.log = fmt::format("{}/{}.log", o_.dir, serial);
-  s.process = FORKVM_TRY(VmmProcess::spawn(
-      {o_.forkvm_binary, "restore", "--standby", s.socket, "--cpus", std::to_string(o_.vcpus)}, s.log));
-  const auto deadline = std::chrono::steady_clock::now() + kStartLimit;
-  // The socket appears (renamed into place) once the standby accepts on it.
-  auto pause = std::chrono::milliseconds(1);
-  while (::access(s.socket.c_str(), F_OK) != 0) {
-    if (!s.process->running() || std::chrono::steady_clock::now() > deadline) {
-      s.process->signal(SIGKILL);
-      s.process->wait_for(std::chrono::seconds(5));
-      return make_error("standby VMM {} did not start (status {}); its log: {}", s.process->pid(),
-                        s.process->exit_status().value_or("?"), s.log);
-    }
-    std::this_thread::sleep_for(pause);
-    pause = std::min(pause * 2, std::chrono::milliseconds(50));
-  }
+  s.process = FORKVM_TRY(start_standby(o_.forkvm_binary, s.socket, s.log, kStartLimit));
   return s;
 }
 

@@ -23,10 +23,14 @@ namespace forkvm::engine {
 
 struct VmmPoolOptions {
   std::string forkvm_binary;
-  std::string dir;     // standby sockets and logs (short: Unix socket paths)
-  uint32_t size = 0;   // standbys kept ready; 0: no pool
-  uint32_t vcpus = 0;  // vCPUs made ahead (forkvm restore --help: why the engine makes none)
+  std::string dir;    // standby sockets and logs (short: Unix socket paths)
+  uint32_t size = 0;  // standbys kept ready; 0: no pool
 };
+
+// Starts `forkvm restore --standby socket` (no vCPUs made ahead: forkvm restore
+// --help says why) and returns once it accepts claims, within `limit`.
+Result<std::shared_ptr<VmmProcess>> start_standby(const std::string& forkvm_binary, const std::string& socket,
+                                                  const std::string& log, std::chrono::milliseconds limit);
 
 class VmmPool {
  public:
@@ -41,8 +45,6 @@ class VmmPool {
   // (the standby is then gone): the caller starts a VMM of its own.
   Result<std::shared_ptr<VmmProcess>> claim(const std::vector<std::string>& restore_args,
                                             const std::string& log_path, std::chrono::milliseconds limit);
-
-  [[nodiscard]] size_t ready() const;
 
  private:
   struct Standby {

@@ -36,6 +36,19 @@ void wait_for(const std::string& path) {
   REQUIRE(::access(path.c_str(), F_OK) == 0);
 }
 
+// A standby awaiting a claim within `limit`, and a raw client connected to it.
+struct RawClaimer {
+  std::future<Result<standby::Claim>> standby;
+  UniqueFd fd;
+  RawClaimer(const std::string& sock, std::chrono::milliseconds limit)
+      : standby(std::async(std::launch::async, [sock, limit] { return standby::await_claim(sock, limit); })) {
+    wait_for(sock);
+    auto c = connect_unix(sock, "test");
+    REQUIRE(c.ok());
+    fd = std::move(*c);
+  }
+};
+
 TEST_CASE("standby: a claim carries the log path and the restore's options; the answer its time") {
   TempDir dir;
   const std::string sock = dir.path + "/s.sock";
@@ -91,33 +104,24 @@ TEST_CASE("standby: malformed and silent claims are refused") {
   TempDir dir;
   const std::string sock = dir.path + "/s.sock";
   SUBCASE("no final NUL") {
-    auto standby = std::async(std::launch::async, [&] { return standby::await_claim(sock, 5s); });
-    wait_for(sock);
-    auto fd = connect_unix(sock, "test");
-    REQUIRE(fd.ok());
-    REQUIRE(::send(fd->get(), "log\0--snapshot", 14, MSG_NOSIGNAL) == 14);
-    ::shutdown(fd->get(), SHUT_WR);
-    auto claim = standby.get();
+    RawClaimer c(sock, 5s);
+    REQUIRE(::send(c.fd.get(), "log\0--snapshot", 14, MSG_NOSIGNAL) == 14);
+    ::shutdown(c.fd.get(), SHUT_WR);
+    auto claim = c.standby.get();
     REQUIRE_FALSE(claim.ok());
     CHECK(claim.error().message.find("must end with a NUL") != std::string::npos);
   }
   SUBCASE("nothing at all within the limit") {
-    auto standby = std::async(std::launch::async, [&] { return standby::await_claim(sock, 200ms); });
-    wait_for(sock);
-    auto fd = connect_unix(sock, "test");
-    REQUIRE(fd.ok());
-    auto claim = standby.get();
+    RawClaimer c(sock, 200ms);
+    auto claim = c.standby.get();
     REQUIRE_FALSE(claim.ok());
     CHECK(claim.error().message.find("nothing complete within 200 ms") != std::string::npos);
   }
   SUBCASE("more than the limit") {
-    auto standby = std::async(std::launch::async, [&] { return standby::await_claim(sock, 5s); });
-    wait_for(sock);
-    auto fd = connect_unix(sock, "test");
-    REQUIRE(fd.ok());
+    RawClaimer c(sock, 5s);
     const std::string big(70 * 1024, 'a');
-    (void)::send(fd->get(), big.data(), big.size(), MSG_NOSIGNAL);
-    auto claim = standby.get();
+    (void)::send(c.fd.get(), big.data(), big.size(), MSG_NOSIGNAL);
+    auto claim = c.standby.get();
     REQUIRE_FALSE(claim.ok());
     CHECK(claim.error().message.find("more than") != std::string::npos);
   }
