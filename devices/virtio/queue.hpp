@@ -115,6 +115,9 @@ class Queue {
 
   [[nodiscard]] uint16_t next_avail() const { return next_avail_; }
   [[nodiscard]] uint16_t next_used() const { return next_used_; }
+  // The driver's avail idx as it is in guest memory now (untrusted: compare
+  // it, never index with it). Only while active().
+  [[nodiscard]] uint16_t avail_idx() const;
 
   // Snapshot: the driver's configuration and the device's ring positions.
   // load_state() leaves the queue inactive; the device re-activates it
@@ -123,8 +126,6 @@ class Queue {
   [[nodiscard]] Status load_state(StateReader& in);
 
  private:
-  [[nodiscard]] uint16_t avail_idx() const;
-
   uint16_t max_size_;
   uint16_t size_;
   bool ready_ = false;

@@ -64,6 +64,7 @@ Status Vsock::do_load_state(StateReader& in) {
   const uint64_t saved_cid = FORKVM_TRY(in.u64());
   // The driver caches config space by generation: a new CID is a new generation.
   if (saved_cid != guest_cid_) bump_config_generation();
+  previous_cid_ = saved_cid;
   return {};
 }
 
@@ -71,15 +72,22 @@ bool Vsock::queue_usable(uint16_t index) { return activated() && !needs_reset() 
 
 void Vsock::process_queue(uint16_t index) {
   if (index == kEventQueue) {
-    acknowledge_reset();  // the driver re-posted its buffer: it handled what we sent
+    acknowledge_reset(false);  // a re-posted buffer says the driver handled what we sent
     return deliver_events();
   }
   run_queues();
 }
 
-void Vsock::acknowledge_reset() {
+void Vsock::acknowledge_reset(bool timed_out) {
   if (!reset_unacknowledged_) return;
+  // A look at the queue is no acknowledgement (after_restore() looks at every
+  // queue as if notified): the driver must have published a buffer since.
+  const bool reposted = queue_usable(kEventQueue) && queue(kEventQueue).avail_idx() != reset_avail_mark_;
+  if (!reposted && !timed_out) return;
   reset_unacknowledged_ = false;
+  if (reposted) log(LogLevel::info, "virtio-vsock: the driver took the transport reset (CID {}) in {} ms", guest_cid_,
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - reset_sent_at_)
+          .count());
   if (activated() && !needs_reset()) muxer_->set_active(true);
 }
 
@@ -90,7 +98,7 @@ void Vsock::process_event() {
     log_once(g_logged_unacknowledged,
              "virtio-vsock: the driver did not acknowledge a transport reset; host "
              "connections are let through anyway");
-    acknowledge_reset();
+    acknowledge_reset(true);
   }
   if (kicked && reset_requested_.exchange(false)) {
     const uint64_t cid = requested_cid_.exchange(0);
@@ -138,7 +146,10 @@ void Vsock::process_tx() {
           muxer_->reply_reset(parsed.hdr);
           break;
         case vsock::Verdict::drop:
-          log_once(g_logged_packet, "virtio-vsock: dropped a packet: {}", parsed.why);
+          // Packets the driver queued before a snapshot, or sent before it took the
+          // reset, still carry the saved CID: expected, and their connections are gone.
+          if (parsed.hdr.src_cid != previous_cid_ || previous_cid_ == guest_cid_)
+            log_once(g_logged_packet, "virtio-vsock: dropped a packet: {}", parsed.why);
           break;
       }
     }
@@ -236,6 +247,7 @@ void Vsock::deliver_events() {
       reset_event_owed_ = false;
       reset_unacknowledged_ = true;
       reset_sent_at_ = std::chrono::steady_clock::now();
+      reset_avail_mark_ = q.avail_idx();
       muxer_->set_active(false);
       q.notify_on_next_avail();  // the driver's re-post is the acknowledgement
       return;

@@ -71,11 +71,12 @@ class Vsock final : public Device {
   void process_tx();
   void pump_rx();
   void deliver_events();
-  void acknowledge_reset();
+  void acknowledge_reset(bool timed_out);
   [[nodiscard]] bool queue_usable(uint16_t index);
 
   std::unique_ptr<vsock::Muxer> muxer_;
   uint64_t guest_cid_;
+  uint64_t previous_cid_ = 0;  // the CID in the snapshot this device was restored from
   std::array<uint8_t, 8> config_{};  // struct virtio_vsock_config { le64 guest_cid; }
   bool tx_stalled_ = false;          // tx left in the ring until the guest takes our RSTs
   bool reset_event_owed_ = false;
@@ -86,6 +87,7 @@ class Vsock final : public Device {
   // driver that never does is trusted after kResetAckTimeout.
   bool reset_unacknowledged_ = false;
   std::chrono::steady_clock::time_point reset_sent_at_;
+  uint16_t reset_avail_mark_ = 0;  // the event queue's avail idx when the reset was delivered
   std::atomic<bool> reset_requested_{false};
   std::atomic<uint64_t> requested_cid_{0};  // 0: keep the CID
 };

@@ -188,7 +188,14 @@ void Muxer::read_connect_line(uint64_t id) {
       ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd.get(), nullptr);
       if (!port) {
         log_once(g_logged_refused, "vsock: host sent a malformed CONNECT line; closed");
-      } else if (active_ && conns_.size() < kMaxConnections) {
+      } else if (!active_) {
+        // Host-initiated, so bounded by the host: each refusal is worth a line.
+        log(LogLevel::info, "vsock: host connect to port {} refused: the driver has not taken the "
+            "transport reset yet (or is not running)", *port);
+      } else if (conns_.size() >= kMaxConnections) {
+        log(LogLevel::warn, "vsock: host connect to port {} refused: {} connections open", *port,
+            conns_.size());
+      } else {
         start_host_connection(std::move(fd), *port);
       }
       return;  // refusal: fd closes here
@@ -286,7 +293,13 @@ void Muxer::expire_deadlines() {
   }
   // A connect the guest never answered, or a close that did not finish in time.
   for (uint64_t id : expired) {
-    if (Connection* c = find(id)) reset(*c);
+    Connection* c = find(id);
+    if (c == nullptr) continue;
+    if (c->state() == Connection::State::connecting) {
+      log(LogLevel::info, "vsock: the guest did not answer a host connect to port {} in {} s",
+          c->guest_port(), std::chrono::duration_cast<std::chrono::seconds>(kConnectTimeout).count());
+    }
+    reset(*c);
   }
   timer_dirty_ = true;
 }

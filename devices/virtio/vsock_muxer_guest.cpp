@@ -46,6 +46,11 @@ void Muxer::on_guest_packet(const Header& h, const SgList& sg) {
       if (!c.write_line(fmt::format("OK {}\n", c.host_port()))) return reset(c);
       break;
     case Op::rst:
+      if (c.state() == Connection::State::connecting) {
+        // One line per host connect at most: the guest cannot make more of these.
+        log(LogLevel::info, "vsock: the guest refused a host connect to port {} (nothing listening)",
+            c.guest_port());
+      }
       return remove(c);
     case Op::shutdown:
       c.guest_shutdown |= h.flags & (kShutdownRcv | kShutdownSend);
