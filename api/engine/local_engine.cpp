@@ -73,6 +73,21 @@ std::shared_ptr<std::mutex> LocalEngine::op_lock(const std::string& id) {
   return m;
 }
 
+void LocalEngine::abort_start(const std::string& id) {
+  std::lock_guard lock(mu_);
+  starts_to_abort_.insert(id);
+}
+
+void LocalEngine::clear_abort(const std::string& id) {
+  std::lock_guard lock(mu_);
+  starts_to_abort_.erase(id);
+}
+
+bool LocalEngine::start_aborted(const std::string& id) {
+  std::lock_guard lock(mu_);
+  return starts_to_abort_.contains(id);
+}
+
 std::shared_ptr<LiveVm> LocalEngine::find(const std::string& id) {
   std::lock_guard lock(mu_);
   auto it = live_.find(id);
@@ -196,9 +211,11 @@ ApiResult<std::shared_ptr<LiveVm>> LocalEngine::await_ready(const std::shared_pt
                                    vm->vmm->exit_status().value_or("?"), vmm_log_tail(log_path)));
     }
     if (::access(vm->agent_socket.c_str(), F_OK) == 0 && vm->agent(5000).ready().ok()) break;
-    if (stopping_ || std::chrono::steady_clock::now() > deadline) {
+    const bool aborted = start_aborted(vm->id);
+    if (aborted || stopping_ || std::chrono::steady_clock::now() > deadline) {
       halt(*vm, false);
       release_slot(vm->net_slot);
+      if (aborted) return api_error(ErrorCode::VmNotRunning, "the VM was killed or deleted while it started");
       return api_error(ErrorCode::VmStartTimeout,
                        fmt::format("the guest's agent did not answer within {} s", o_.boot_timeout_ms / 1000));
     }
@@ -441,7 +458,9 @@ ApiResult<StoppedVm> LocalEngine::stop_vm(const CallContext& /*ctx*/, const VmRe
 
 ApiStatus LocalEngine::kill_vm(const CallContext& /*ctx*/, const VmRecord& vm) {
   auto lock = op_lock(vm.id);
+  abort_start(vm.id);
   std::lock_guard guard(*lock);
+  clear_abort(vm.id);
   if (auto live = find(vm.id)) {
     live->vmm->signal(SIGKILL);
     live->vmm->wait_for(std::chrono::seconds(10));
@@ -463,7 +482,9 @@ ApiResult<VmExit> LocalEngine::await_exit(const CallContext& /*ctx*/, const VmRe
 
 ApiStatus LocalEngine::delete_vm(const CallContext& /*ctx*/, const VmRecord& vm) {
   auto lock = op_lock(vm.id);
+  abort_start(vm.id);
   std::lock_guard guard(*lock);
+  clear_abort(vm.id);
   // The console goes with the VM's files: keep its kernel's last word.
   if (auto fault = guest_fault_in_console(vm_dir(vm.id) + "/console.log"))
     log(LogLevel::warn, "engine: VM {} (being deleted) had a guest kernel fault: {}", vm.id, *fault);

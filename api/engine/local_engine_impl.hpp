@@ -197,6 +197,12 @@ class LocalEngine final : public VmEngine {
   // Serialises lifecycle changes (start, stop, delete) per VM.
   std::map<std::string, std::shared_ptr<std::mutex>> op_locks_;
   std::shared_ptr<std::mutex> op_lock(const std::string& id);
+  // A kill or delete waits for the VM's op lock, which a start holds until the
+  // guest answers (up to the boot timeout): it asks that start to give up.
+  std::set<std::string> starts_to_abort_;
+  void abort_start(const std::string& id);
+  void clear_abort(const std::string& id);
+  bool start_aborted(const std::string& id);
 };
 
 }  // namespace forkvm::engine
