@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -127,6 +129,29 @@ void BenchVm::stop() {
 
 Result<uint64_t> BenchVm::private_kib() const {
   return proc_kib(vmm_->pid(), "smaps_rollup", {"Private_Clean:", "Private_Dirty:"});
+}
+
+Result<BenchVm::PrivateSplit> BenchVm::private_split(uint64_t guest_mib) const {
+  const std::string path = fmt::format("/proc/{}/smaps", vmm_->pid());
+  std::ifstream in(path);
+  if (!in) return make_error("read {}", path);
+  PrivateSplit out;
+  bool in_guest = false;
+  std::string line;
+  while (std::getline(in, line)) {
+    unsigned long long start = 0, end = 0;
+    // A mapping's header ("start-end perms ..."); its fields follow it.
+    if (std::sscanf(line.c_str(), "%llx-%llx ", &start, &end) == 2 && line.find(':') > line.find(' ')) {
+      in_guest = end - start == guest_mib << 20;
+      continue;
+    }
+    for (const char* k : {"Private_Clean:", "Private_Dirty:"}) {
+      if (line.rfind(k, 0) != 0) continue;
+      const uint64_t kib = std::strtoull(line.c_str() + std::strlen(k), nullptr, 10);
+      (in_guest ? out.guest_kib : out.own_kib) += kib;
+    }
+  }
+  return out;
 }
 
 Result<uint64_t> BenchVm::rss_kib() const { return proc_kib(vmm_->pid(), "status", {"VmRSS:"}); }

@@ -42,6 +42,12 @@ class BenchVm {
   void stop();
   // Private_Clean + Private_Dirty of the VMM process, KiB (smaps_rollup).
   [[nodiscard]] Result<uint64_t> private_kib() const;
+  // The same, split: in the guest's RAM (the mapping of `guest_mib`) and the VMM's own.
+  struct PrivateSplit {
+    uint64_t guest_kib = 0;
+    uint64_t own_kib = 0;
+  };
+  [[nodiscard]] Result<PrivateSplit> private_split(uint64_t guest_mib) const;
   [[nodiscard]] Result<uint64_t> rss_kib() const;
 
   [[nodiscard]] std::string path(const std::string& suffix) const { return dir_ + "/" + name_ + suffix; }
