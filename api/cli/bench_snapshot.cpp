@@ -243,17 +243,17 @@ int fork_mode(const std::vector<std::string>& argv) {
   if (!host.ok()) return fail("fork", host.error());
   const double ratio = pause.median() / host->median();
   if (o->json) {
-    std::printf("{\"bench\":\"fork\",\"mem_mib\":%llu,\"vm_mem_mib\":%llu,\"count\":%llu,\"runs\":%llu,"
-                "\"parent_rss_mib\":%.0f,\"parent_pause_ms\":%s,\"pause_save_ms\":%.2f,\"pause_freeze_ms\":%.2f,"
-                "\"pause_fork_ms\":%.2f,\"host_fork_ms\":%s,\"pause_ratio\":%.2f,"
-                "\"child_ready_ms\":%s,\"child_ready_p99_ms\":%.1f,\"children_ok\":%llu,\"child_private_kib\":%.0f,"
-                "\"child_private_guest_kib\":%.0f,\"child_private_vmm_kib\":%.0f}\n",
-                static_cast<unsigned long long>(o->mem), static_cast<unsigned long long>(o->vm_mem),
-                static_cast<unsigned long long>(o->count), static_cast<unsigned long long>(o->runs),
-                static_cast<double>(*rss) / 1024, pause.json().c_str(), save.median(), freeze.median(), forks.median(),
-                host->json().c_str(), ratio,
-                ready.json().c_str(), ready.percentile(99), static_cast<unsigned long long>(ok), priv.median(), priv_guest.median(),
-                priv_own.median());
+    std::printf(
+        "{\"bench\":\"fork\",\"mem_mib\":%llu,\"vm_mem_mib\":%llu,\"count\":%llu,\"runs\":%llu,"
+        "\"parent_rss_mib\":%.0f,\"parent_pause_ms\":%s,\"pause_save_ms\":%.2f,\"pause_freeze_ms\":%.2f,"
+        "\"pause_fork_ms\":%.2f,\"host_fork_ms\":%s,\"pause_ratio\":%.2f,"
+        "\"child_ready_ms\":%s,\"child_ready_p99_ms\":%.1f,\"children_ok\":%llu,\"child_private_kib\":%.0f,"
+        "\"child_private_guest_kib\":%.0f,\"child_private_vmm_kib\":%.0f}\n",
+        static_cast<unsigned long long>(o->mem), static_cast<unsigned long long>(o->vm_mem),
+        static_cast<unsigned long long>(o->count), static_cast<unsigned long long>(o->runs),
+        static_cast<double>(*rss) / 1024, pause.json().c_str(), save.median(), freeze.median(),
+        forks.median(), host->json().c_str(), ratio, ready.json().c_str(), ready.percentile(99),
+        static_cast<unsigned long long>(ok), priv.median(), priv_guest.median(), priv_own.median());
     return 0;
   }
   std::printf("live fork, %llu x %llu children, guest %llu MiB with %llu MiB dirtied (VMM resident %.0f MiB)\n",
@@ -268,9 +268,10 @@ int fork_mode(const std::vector<std::string>& argv) {
   std::printf("  child answers exec   %s after the fork call; p99 %.1f ms; %llu of %llu ok\n", ready.text().c_str(),
               ready.percentile(99), static_cast<unsigned long long>(ok),
               static_cast<unsigned long long>(o->runs * o->count));
-  std::printf("  private per idle child  %.0f KiB (median): %.0f KiB of guest RAM, %.0f KiB the VMM's own "
-              "(the parent paused meanwhile)\n",
-              priv.median(), priv_guest.median(), priv_own.median());
+  std::printf(
+      "  private per idle child  %.0f KiB (median): %.0f KiB of guest RAM, %.0f KiB the VMM's own "
+      "(the parent paused meanwhile)\n",
+      priv.median(), priv_guest.median(), priv_own.median());
   return 0;
 }
 

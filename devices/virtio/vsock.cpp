@@ -85,9 +85,11 @@ void Vsock::acknowledge_reset(bool timed_out) {
   const bool reposted = queue_usable(kEventQueue) && queue(kEventQueue).avail_idx() != reset_avail_mark_;
   if (!reposted && !timed_out) return;
   reset_unacknowledged_ = false;
-  if (reposted) log(LogLevel::info, "virtio-vsock: the driver took the transport reset (CID {}) in {} ms", guest_cid_,
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - reset_sent_at_)
-          .count());
+  if (reposted)
+    log(LogLevel::info, "virtio-vsock: the driver took the transport reset (CID {}) in {} ms", guest_cid_,
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                              reset_sent_at_)
+            .count());
   if (activated() && !needs_reset()) muxer_->set_active(true);
 }
 

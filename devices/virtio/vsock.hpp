@@ -76,7 +76,7 @@ class Vsock final : public Device {
 
   std::unique_ptr<vsock::Muxer> muxer_;
   uint64_t guest_cid_;
-  uint64_t previous_cid_ = 0;  // the CID in the snapshot this device was restored from
+  uint64_t previous_cid_ = 0;        // the CID in the snapshot this device was restored from
   std::array<uint8_t, 8> config_{};  // struct virtio_vsock_config { le64 guest_cid; }
   bool tx_stalled_ = false;          // tx left in the ring until the guest takes our RSTs
   bool reset_event_owed_ = false;

@@ -190,8 +190,10 @@ void Muxer::read_connect_line(uint64_t id) {
         log_once(g_logged_refused, "vsock: host sent a malformed CONNECT line; closed");
       } else if (!active_) {
         // Host-initiated, so bounded by the host: each refusal is worth a line.
-        log(LogLevel::info, "vsock: host connect to port {} refused: the driver has not taken the "
-            "transport reset yet (or is not running)", *port);
+        log(LogLevel::info,
+            "vsock: host connect to port {} refused: the driver has not taken the "
+            "transport reset yet (or is not running)",
+            *port);
       } else if (conns_.size() >= kMaxConnections) {
         log(LogLevel::warn, "vsock: host connect to port {} refused: {} connections open", *port,
             conns_.size());
