@@ -133,6 +133,10 @@ void Device::after_restore() {
   if (interrupt_status_.load() != 0 && irq_ != nullptr) irq_->trigger();
   on_restored();
   if (!activated_ || needs_reset_) return;
+  // A notify the guest made just before the state was saved may not have
+  // been seen: its ioeventfd belonged to the saving process. Look at every
+  // queue once, as if notified (an empty queue costs nothing), or a request
+  // in flight at a fork or snapshot would wait forever.
   for (size_t i = 0; i < queues_.size(); ++i) {
     if (queues_[i].active()) process_queue(static_cast<uint16_t>(i));
   }

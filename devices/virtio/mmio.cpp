@@ -288,12 +288,7 @@ Status MmioTransport::load_state(StateReader& in) {
 
 void MmioTransport::after_restore() {
   std::lock_guard lock(mu_);
-  device_->after_restore();
-  // A notify the guest made just before the state was saved may not have
-  // been seen: its ioeventfd belonged to the saving process. Look at every
-  // queue once, as if notified (an empty queue costs nothing), or a request
-  // in flight at a fork or snapshot would wait forever.
-  for (uint16_t q = 0; q < device_->queue_count(); ++q) process_queue_locked(q);
+  device_->after_restore();  // looks at every queue once, as if notified
 }
 
 void MmioTransport::process_queue(uint16_t index) {
