@@ -73,14 +73,16 @@ std::shared_ptr<std::mutex> LocalEngine::op_lock(const std::string& id) {
   return m;
 }
 
-void LocalEngine::abort_start(const std::string& id) {
-  std::lock_guard lock(mu_);
-  starts_to_abort_.insert(id);
-}
-
-void LocalEngine::clear_abort(const std::string& id) {
+std::unique_lock<std::mutex> LocalEngine::lock_ending_start(const std::string& id) {
+  auto op = op_lock(id);
+  {
+    std::lock_guard lock(mu_);
+    starts_to_abort_.insert(id);
+  }
+  std::unique_lock guard(*op);  // op_locks_ keeps the mutex alive
   std::lock_guard lock(mu_);
   starts_to_abort_.erase(id);
+  return guard;
 }
 
 bool LocalEngine::start_aborted(const std::string& id) {
@@ -457,10 +459,7 @@ ApiResult<StoppedVm> LocalEngine::stop_vm(const CallContext& /*ctx*/, const VmRe
 }
 
 ApiStatus LocalEngine::kill_vm(const CallContext& /*ctx*/, const VmRecord& vm) {
-  auto lock = op_lock(vm.id);
-  abort_start(vm.id);
-  std::lock_guard guard(*lock);
-  clear_abort(vm.id);
+  auto guard = lock_ending_start(vm.id);
   if (auto live = find(vm.id)) {
     live->vmm->signal(SIGKILL);
     live->vmm->wait_for(std::chrono::seconds(10));
@@ -481,10 +480,7 @@ ApiResult<VmExit> LocalEngine::await_exit(const CallContext& /*ctx*/, const VmRe
 }
 
 ApiStatus LocalEngine::delete_vm(const CallContext& /*ctx*/, const VmRecord& vm) {
-  auto lock = op_lock(vm.id);
-  abort_start(vm.id);
-  std::lock_guard guard(*lock);
-  clear_abort(vm.id);
+  auto guard = lock_ending_start(vm.id);
   // The console goes with the VM's files: keep its kernel's last word.
   if (auto fault = guest_fault_in_console(vm_dir(vm.id) + "/console.log"))
     log(LogLevel::warn, "engine: VM {} (being deleted) had a guest kernel fault: {}", vm.id, *fault);

@@ -200,8 +200,8 @@ class LocalEngine final : public VmEngine {
   // A kill or delete waits for the VM's op lock, which a start holds until the
   // guest answers (up to the boot timeout): it asks that start to give up.
   std::set<std::string> starts_to_abort_;
-  void abort_start(const std::string& id);
-  void clear_abort(const std::string& id);
+  // The VM's op lock, taken after asking a start that holds it to give up.
+  std::unique_lock<std::mutex> lock_ending_start(const std::string& id);
   bool start_aborted(const std::string& id);
 };
 
