@@ -38,6 +38,9 @@ Result<std::shared_ptr<VmmProcess>> VmmProcess::spawn(const std::vector<std::str
     if (null >= 0) ::dup2(null, 0);
     ::dup2(log, 1);
     ::dup2(log, 2);
+    // Nothing else of the server's: an fd another thread opened without
+    // CLOEXEC (Asio sets it only after accept) would live as long as the VM.
+    ::close_range(3, ~0U, 0);
     ::execv(args[0], args.data());
     ::_exit(127);
   }
