@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
@@ -50,6 +51,16 @@ std::optional<uint32_t> parse_connect(std::string_view line) {
   auto [end, ec] = std::from_chars(line.data(), line.data() + line.size(), port);
   if (ec != std::errc() || end != line.data() + line.size() || line.empty()) return std::nullopt;
   return port;
+}
+
+// A port in [kFirstHostPort, 2^32 - 2^16): room for a run of connections above it.
+uint32_t random_host_port() {
+  uint32_t r = 0;
+  if (::getrandom(&r, sizeof r, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof r)) {
+    r = static_cast<uint32_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+  }
+  constexpr uint32_t kSpan = UINT32_MAX - kFirstHostPort - (1U << 16);
+  return kFirstHostPort + r % kSpan;
 }
 
 }  // namespace
@@ -100,6 +111,12 @@ void Muxer::set_active(bool active) {
 }
 
 void Muxer::close_all() {
+  // The guest keeps a socket its driver reset (a transport reset, or the
+  // device's) until its owner closes it, and answers a packet for that address
+  // pair with RST: the first host connects after a restore, reusing the ports
+  // the snapshot's connections had, met "nothing listening". Ports are not
+  // reused across a reset: the next ones start at a random point.
+  next_host_port_ = random_host_port();
   conns_.clear();  // closing an fd also takes it out of the epoll set
   by_ports_.clear();
   ready_.clear();

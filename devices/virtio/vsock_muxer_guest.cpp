@@ -48,8 +48,9 @@ void Muxer::on_guest_packet(const Header& h, const SgList& sg) {
     case Op::rst:
       if (c.state() == Connection::State::connecting) {
         // One line per host connect at most: the guest cannot make more of these.
-        log(LogLevel::info, "vsock: the guest refused a host connect to port {} (nothing listening)",
-            c.guest_port());
+        log(LogLevel::info,
+            "vsock: the guest refused a host connect from port {} to port {} (nothing listening there)",
+            c.host_port(), c.guest_port());
       }
       return remove(c);
     case Op::shutdown:

@@ -491,6 +491,39 @@ TEST_CASE("vsock device: host connections wait until the driver handled a transp
   CHECK(rx[0].hdr.dst_port == 52);
 }
 
+TEST_CASE("vsock device: host ports are not reused across a transport reset") {
+  // The guest keeps a socket the reset closed until its owner closes it, and
+  // answers a connect to the same address pair with RST.
+  Rig r;
+  r.post_rx(8);
+  auto connect_port = [&] {
+    UniqueFd host = unix_connect(r.path);
+    REQUIRE(::send(host.get(), "CONNECT 52\n", 11, 0) == 11);
+    r.pump();
+    auto rx = r.take_rx();
+    REQUIRE(rx.size() == 1);
+    CHECK(rx[0].hdr.op == static_cast<uint16_t>(Op::request));
+    return rx[0].hdr.src_port;
+  };
+  auto reset_and_ack = [&] {
+    r.evq.add_chain({{r.evq.alloc(4), 4, true}});
+    r.dev->send_transport_reset();
+    r.evq.add_chain({{r.evq.alloc(4), 4, true}});
+    r.dev->process_queue(Vsock::kEventQueue);
+  };
+  // A restored VMM is a new process: it must not start where the snapshot's
+  // VMM started (the ports of the connections open in the snapshot).
+  reset_and_ack();
+  const uint32_t first = connect_port();
+  CHECK(first != vsock::kFirstHostPort);
+  CHECK(first >= vsock::kFirstHostPort);
+  CHECK(connect_port() == first + 1);
+  reset_and_ack();
+  const uint32_t again = connect_port();
+  CHECK(again != first + 2);
+  CHECK(again >= vsock::kFirstHostPort);
+}
+
 TEST_CASE("vsock device: CONNECT refused while no driver, malformed lines closed") {
   Rig r(false);
   UniqueFd host = unix_connect(r.path);
