@@ -29,10 +29,8 @@ struct LocalEngineOptions {
   // where slots were prepared while guests ran (cause not established).
   uint32_t prepared_net_slots = 0;
   // Standby VMMs kept ready for restores (api/engine/vmm_pool.hpp); 0: none.
-  // Each idle one costs about 6 MiB and no CPU. Off by default: with 2, the
-  // nested rig's SDK runs still see restored guests' agent connections closed
-  // (after the vsock transport-reset fix too; cause not established).
-  uint32_t standby_vmms = 0;
+  // Each idle one costs about 6 MiB and no CPU.
+  uint32_t standby_vmms = 2;
   // Make the golden snapshot (what a create restores) in the background at start.
   bool warm_up = true;
 };
