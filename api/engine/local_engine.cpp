@@ -354,6 +354,10 @@ ApiResult<CreatedVm> LocalEngine::create_vm(const CallContext& /*ctx*/, const Cr
   if (req.mem_size_gb) r.mem_mib = static_cast<uint64_t>(*req.mem_size_gb) * 1024;
   if (req.vcpu_count) r.vcpus = static_cast<uint32_t>(*req.vcpu_count);
   if (req.rootfs_size_gb) r.rootfs_bytes = static_cast<uint64_t>(*req.rootfs_size_gb) * kGiB;
+  // Held until the VM runs or is undone: a VMM halted because the create
+  // failed exits on purpose, not as a lost VM; a delete meanwhile waits.
+  auto lock = op_lock(input.vm_id);
+  std::lock_guard op_guard(*lock);
   std::string dir = vm_dir(input.vm_id);
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
