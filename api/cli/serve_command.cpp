@@ -25,7 +25,7 @@ constexpr const char* kServeUsage = R"(usage: forkvm serve [--listen ADDR:PORT] 
   --ready-net-slots N    network slots kept set up ahead of time, so a VM start
                          claims one instead of setting its network up (default 0)
   --standby-vmms N       VMM processes kept ready (started, KVM VM made) for
-                         restores: a create or resume claims one (default 2)
+                         restores: a create or resume claims one (default 0)
 
 On first start with no API keys, a key is created, printed to stderr and
 written to DIR/api-key (mode 0600). More keys: forkvm keys create.

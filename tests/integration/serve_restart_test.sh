@@ -9,7 +9,7 @@
 #
 #   tests/integration/serve_restart_test.sh BUILD_DIR     (needs a KVM that runs guests)
 set -uo pipefail
-SERVE_ARGS="--standby-vmms 2"  # the default (api/engine/local_engine.hpp), spelled out: the test is about them
+SERVE_ARGS="--standby-vmms 2"  # not the default (api/engine/local_engine.hpp): the test is about them
 source "$(dirname "$0")/serve_lib.sh" "${1:?build dir}" restart
 vmm_pid() { awk '$1 == "pid" { print $2 }' "$data/vms/$1/runtime"; }
 
