@@ -29,10 +29,11 @@ struct LocalEngineOptions {
   // where slots were prepared while guests ran (cause not established).
   uint32_t prepared_net_slots = 0;
   // Standby VMMs kept ready for restores (api/engine/vmm_pool.hpp); 0: none.
-  // Each idle one costs about 6 MiB and no CPU. Off by default: with 2, the
-  // nested rig's CI runs still fail SDK tests (restored guests that triple
-  // fault, a booted guest's RCU stall) that runs without them do not; the
-  // vsock host-port reuse they exposed is fixed (README, "Standby VMMs").
+  // Each idle one costs about 6 MiB and no CPU. Off by default: a CI run
+  // with 2 failed SDK tests on the nested rig's faults (restore triple faults,
+  // which new VMM processes meet at a like rate, a booted guest's RCU stall)
+  // while runs without them pass; too few runs to tell. The vsock host-port
+  // reuse they exposed is fixed (README, "Standby VMMs").
   uint32_t standby_vmms = 0;
   // Make the golden snapshot (what a create restores) in the background at start.
   bool warm_up = true;
