@@ -365,6 +365,13 @@ void Connection::send(HttpResponse r, bool close_after) {
   for (auto& [k, v] : r.headers) response_.set(k, v);
   response_.body() = std::move(r.body);
   response_.keep_alive(!close_after);
+  // An idle connection is closed when the next request's header timeout runs
+  // out; saying so lets a client (undici, the SDK's fetch) retire it first
+  // instead of sending a request into the close.
+  if (!close_after) {
+    const auto idle_s = std::chrono::duration_cast<std::chrono::seconds>(server_.options().header_timeout);
+    response_.set(http::field::keep_alive, fmt::format("timeout={}", std::max<int64_t>(1, idle_s.count())));
+  }
   response_.prepare_payload();
   stream_.expires_after(server_.options().write_timeout);
   http::async_write(stream_, response_,
