@@ -142,6 +142,13 @@ struct Rig {
   void pump() {
     for (int i = 0; i < 3; ++i) dev->process_event();
   }
+  // A host client's connect to guest port 52, handled: the socket stays open.
+  UniqueFd connect_52() {
+    UniqueFd host = unix_connect(path);
+    REQUIRE(::send(host.get(), "CONNECT 52\n", 11, 0) == 11);
+    pump();
+    return host;
+  }
 };
 
 // ---- packets ------------------------------------------------------------------
@@ -464,27 +471,21 @@ TEST_CASE("vsock device: host connections wait until the driver handled a transp
   r.dev->send_transport_reset();
   REQUIRE(r.evq.used_idx() == 1);
   // Not handled yet: a connection now would meet the guest mid-reset.
-  UniqueFd early = unix_connect(r.path);
-  REQUIRE(::send(early.get(), "CONNECT 52\n", 11, 0) == 11);
-  r.pump();
+  UniqueFd early = r.connect_52();
   char b;
   CHECK(::recv(early.get(), &b, 1, 0) == 0);
   CHECK(r.take_rx().empty());
   // A look at the event queue with no new buffer (as after a restore, which
   // looks at every queue) is no acknowledgement.
   r.dev->process_queue(Vsock::kEventQueue);
-  UniqueFd still_early = unix_connect(r.path);
-  REQUIRE(::send(still_early.get(), "CONNECT 52\n", 11, 0) == 11);
-  r.pump();
+  UniqueFd still_early = r.connect_52();
   CHECK(::recv(still_early.get(), &b, 1, 0) == 0);
   CHECK(r.take_rx().empty());
   // The driver handled it and re-posted its buffer: connections go through.
   r.evq.add_chain({{r.evq.alloc(4), 4, true}});
   r.dev->process_queue(Vsock::kEventQueue);
   CHECK(r.evq.used_idx() == 1);  // nothing more to deliver
-  UniqueFd later = unix_connect(r.path);
-  REQUIRE(::send(later.get(), "CONNECT 52\n", 11, 0) == 11);
-  r.pump();
+  UniqueFd later = r.connect_52();
   auto rx = r.take_rx();
   REQUIRE(rx.size() == 1);
   CHECK(rx[0].hdr.op == static_cast<uint16_t>(Op::request));
@@ -497,9 +498,7 @@ TEST_CASE("vsock device: host ports are not reused across a transport reset") {
   Rig r;
   r.post_rx(8);
   auto connect_port = [&] {
-    UniqueFd host = unix_connect(r.path);
-    REQUIRE(::send(host.get(), "CONNECT 52\n", 11, 0) == 11);
-    r.pump();
+    UniqueFd host = r.connect_52();
     auto rx = r.take_rx();
     REQUIRE(rx.size() == 1);
     CHECK(rx[0].hdr.op == static_cast<uint16_t>(Op::request));
