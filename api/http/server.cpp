@@ -119,7 +119,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
 class ServerImpl final : public HttpServer {
  public:
   ServerImpl(const HttpServerOptions& o, HttpHandler& h)
-      : options_(o), handler_(h), acceptor_(io_), signals_(io_), pool_(o.max_workers) {}
+      : options_(o),
+        keep_alive_header_(
+            fmt::format("timeout={}",
+                        std::max<int64_t>(
+                            1, std::chrono::duration_cast<std::chrono::seconds>(o.header_timeout).count()))),
+        handler_(h),
+        acceptor_(io_),
+        signals_(io_),
+        pool_(o.max_workers) {}
 
   Status listen() {
     beast::error_code ec;
@@ -167,6 +175,10 @@ class ServerImpl final : public HttpServer {
   }
 
   const HttpServerOptions& options() const { return options_; }
+  // An idle connection is closed when the next request's header timeout runs
+  // out; saying so lets a client (undici, the SDK's fetch) retire it first
+  // instead of sending a request into the close.
+  const std::string& keep_alive_header() const { return keep_alive_header_; }
   HttpHandler& handler() { return handler_; }
   WorkerPool& pool() { return pool_; }
   asio::io_context& io() { return io_; }
@@ -242,6 +254,7 @@ class ServerImpl final : public HttpServer {
   }
 
   HttpServerOptions options_;
+  std::string keep_alive_header_;  // "timeout=N": the header timeout, in seconds
   HttpHandler& handler_;
   asio::io_context io_{1};
   tcp::acceptor acceptor_;
@@ -365,13 +378,7 @@ void Connection::send(HttpResponse r, bool close_after) {
   for (auto& [k, v] : r.headers) response_.set(k, v);
   response_.body() = std::move(r.body);
   response_.keep_alive(!close_after);
-  // An idle connection is closed when the next request's header timeout runs
-  // out; saying so lets a client (undici, the SDK's fetch) retire it first
-  // instead of sending a request into the close.
-  if (!close_after) {
-    const auto idle_s = std::chrono::duration_cast<std::chrono::seconds>(server_.options().header_timeout);
-    response_.set(http::field::keep_alive, fmt::format("timeout={}", std::max<int64_t>(1, idle_s.count())));
-  }
+  if (!close_after) response_.set(http::field::keep_alive, server_.keep_alive_header());
   response_.prepare_payload();
   stream_.expires_after(server_.options().write_timeout);
   http::async_write(stream_, response_,
