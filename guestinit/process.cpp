@@ -3,12 +3,14 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -40,8 +42,8 @@ constexpr const char* kSteps[] = {"setsid", "controlling tty", "dup2",  "setgrou
   ::_exit(127);
 }
 
-// Runs in the forked child of a multithreaded parent: only async-signal-safe
-// calls, and raw syscalls for identity so nothing takes glibc's locks.
+// Runs in the child of a multithreaded parent, in the parent's memory: only
+// async-signal-safe calls, and raw syscalls for identity so nothing takes glibc's locks.
 [[noreturn]] void child_main(const SpawnOptions& o, const char* cwd, char* const* argv, char* const* envp,
                              int errpipe, int devnull) {
   if (::setsid() < 0) child_fail(errpipe, 0);
@@ -62,6 +64,38 @@ constexpr const char* kSteps[] = {"setsid", "controlling tty", "dup2",  "setgrou
   if (::chdir(cwd) != 0) child_fail(errpipe, 6);
   ::execve(argv[0], argv, envp);
   child_fail(errpipe, 7);
+}
+
+struct ChildArgs {
+  const SpawnOptions* options;
+  const char* cwd;
+  char* const* argv;
+  char* const* envp;
+  int errpipe;
+  int devnull;
+};
+
+int child_entry(void* p) {
+  const auto* a = static_cast<const ChildArgs*>(p);
+  child_main(*a->options, a->cwd, a->argv, a->envp, a->errpipe, a->devnull);
+}
+
+// posix_spawn's way (clone with CLONE_VM | CLONE_VFORK): the child runs on a stack of its
+// own in the agent's memory until it execs, while the calling thread waits. fork() copied
+// the page tables and mappings of the whole agent for every command; in a forked VM each
+// page that copy wrote was one more page the child VM owns alone.
+Result<pid_t> clone_and_exec(const ChildArgs& args) {
+  alignas(16) std::array<char, 64 * 1024> stack;
+  // No signal may run a handler on memory the child shares; it sets its own mask.
+  sigset_t all, old;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &old);
+  pid_t pid = ::clone(child_entry, stack.data() + stack.size(), CLONE_VM | CLONE_VFORK | SIGCHLD,
+                      const_cast<ChildArgs*>(&args));
+  const int clone_errno = errno;
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (pid < 0) return errno_error("clone", clone_errno);
+  return pid;
 }
 
 Result<std::pair<UniqueFd, UniqueFd>> make_pipe() {
@@ -97,13 +131,13 @@ std::vector<std::string> build_environment(const SpawnOptions& o) {
 
 Result<pid_t> spawn(const SpawnOptions& o) {
   if (o.argv.empty()) return make_error("spawn: empty argv");
-  // Everything the child needs is built before fork: it must not allocate.
+  // Everything the child needs is built before the clone: it must not allocate.
   std::vector<std::string> env = build_environment(o);
   std::vector<char*> envp;
   for (auto& e : env) envp.push_back(e.data());
   envp.push_back(nullptr);
   std::vector<std::string> args = o.argv;
-  // execve does not search PATH; resolve here, before fork, where we may allocate.
+  // execve does not search PATH; resolve here, before the clone, where we may allocate.
   if (args[0].find('/') == std::string::npos) {
     for (const char* dir : {"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"}) {
       std::string cand = fmt::format("{}/{}", dir, args[0]);
@@ -125,9 +159,8 @@ Result<pid_t> spawn(const SpawnOptions& o) {
   UniqueFd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
   auto [err_r, err_w] = FORKVM_TRY(make_pipe());
 
-  pid_t pid = ::fork();
-  if (pid < 0) return errno_error("fork");
-  if (pid == 0) child_main(o, cwd.c_str(), argv.data(), envp.data(), err_w.get(), devnull.get());
+  pid_t pid =
+      FORKVM_TRY(clone_and_exec({&o, cwd.c_str(), argv.data(), envp.data(), err_w.get(), devnull.get()}));
   err_w.reset();
   ChildError ce{};
   ssize_t n;

@@ -75,6 +75,13 @@ void run_exec_checks(Context& c) {
           r.ok() ? r->stdout_data : err_or(r.error()));
   }
   {
+    // The child fails before exec: its error comes back through the pipe, the agent lives on.
+    auto r = cl.exec({.command = "true", .cwd = "/no/such/dir"});
+    check("exec in a missing cwd names chdir and the directory",
+          !r.ok() && err_or(r.error()).find("chdir /no/such/dir") != std::string::npos,
+          r.ok() ? "ok" : err_or(r.error()));
+  }
+  {
     auto r = cl.exec({.command = "id -un; id -u", .user = "nobody"});
     check("exec as user nobody", r.ok() && r->stdout_data == "nobody\n65534\n",
           r.ok() ? r->stdout_data + r->stderr_data : err_or(r.error()));
