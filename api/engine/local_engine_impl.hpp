@@ -129,9 +129,10 @@ class LocalEngine final : public VmEngine {
   // disk_resize.cpp: the root disk to `bytes` (online when the VM runs; a
   // suspended one is resumed for it, and then says so).
   ApiResult<ResizedVm> grow_root_disk(const VmRecord& vm, uint64_t bytes);
-  // The default image booted once to agent-ready and saved: what a plain
-  // create restores. Made by the first create that needs it.
+  // The default image booted once, to the end of its boot, and saved: what a
+  // plain create restores. Made by the first create that needs it.
   ApiResult<std::string> golden(const Resources& r);
+  void wait_for_boot_end(LiveVm& vm);
   std::mutex golden_mu_;
 
  public:

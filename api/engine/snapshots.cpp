@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <filesystem>
 #include <thread>
 
@@ -249,6 +250,27 @@ ApiResult<std::shared_ptr<LiveVm>> LocalEngine::resume(const VmRecord& vm) {
 
 namespace forkvm::engine {
 
+// The agent answers before systemd has finished booting (dbus, logind, getty and the
+// network still start after it). Snapshotted then, every VM made from the golden one
+// would run that tail again, each in memory of its own. Not fatal: a unit that hangs
+// the boot costs its wait, and the snapshot is taken anyway.
+void LocalEngine::wait_for_boot_end(LiveVm& vm) {
+  constexpr int64_t kLimitMs = 60000;
+  auto r = vm.agent(kLimitMs + 5000)
+               .exec({.command = "systemctl is-system-running --wait", .timeout_ms = kLimitMs});
+  if (!r.ok()) {
+    log(LogLevel::warn, "engine: golden VM: waiting for its boot to end: {}", r.error().message);
+  } else if (r->timed_out) {
+    log(LogLevel::warn, "engine: golden VM: its boot did not end within {} s; snapshotting it anyway",
+        kLimitMs / 1000);
+  } else if (r->exit_code != 0) {
+    // "degraded": a unit failed. Booted all the same.
+    std::string state = r->stdout_data;
+    while (!state.empty() && std::isspace(static_cast<unsigned char>(state.back()))) state.pop_back();
+    log(LogLevel::warn, "engine: golden VM booted {}", state.empty() ? "with an error" : state);
+  }
+}
+
 ApiResult<std::string> LocalEngine::golden(const Resources& r) {
   std::lock_guard guard(golden_mu_);
   // Keyed by what the snapshot depends on: the image's files (their cache
@@ -277,6 +299,7 @@ ApiResult<std::string> LocalEngine::golden(const Resources& r) {
   auto lock = op_lock(id);
   std::lock_guard op_guard(*lock);
   auto vm = FORKVM_TRY(boot(id, r));
+  wait_for_boot_end(*vm);
   std::string tmp = dir + ".new";
   auto saved = save(*vm, tmp, true);
   if (!saved.ok()) {
