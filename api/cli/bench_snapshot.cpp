@@ -296,9 +296,9 @@ struct RestoreArm {
   Samples vmm_restore;  // the VMM's own figure: from main() (new) or the claim (standby)
   Samples to_exec;      // start until the guest's agent answers an exec
   // One restore of `snap` on `disk`, in a standby VMM when `in_standby`.
-  // Returns the restored VMM's private memory (KiB).
-  Result<uint64_t> run(const std::string& snap, const std::string& disk, const std::string& dir,
-                       const std::string& name, bool in_standby) {
+  // Returns the restored VMM's private memory: guest RAM it wrote, and its own.
+  Result<BenchVm::PrivateSplit> run(const std::string& snap, const std::string& disk, const std::string& dir,
+                                    const std::string& name, bool in_standby, uint64_t vm_mem_mib) {
     Result<BenchVm> vm = make_error("not started");
     Clock::time_point t0;
     if (in_standby) {
@@ -330,7 +330,7 @@ struct RestoreArm {
     auto ready = vm->wait_ready(kReadyLimit);
     const double ms = ms_since(t0);
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    auto k = vm->private_kib();
+    auto k = vm->private_split(vm_mem_mib);
     vm->stop();
     FORKVM_CHECK(ready);
     to_exec.add(ms);
@@ -355,16 +355,18 @@ int restore_mode(const std::vector<std::string>& argv) {
   if (!reply.ok()) return fail("restore", reply.error());
   auto frozen = storage::load_chain(snap + "/chain");
   if (!frozen.ok()) return fail("restore", frozen.error());
-  Samples priv;
+  Samples priv, priv_guest, priv_own;
   RestoreArm fresh, standby;
   for (uint64_t r = 1; r <= o->runs * 2; ++r) {
     const std::string name = fmt::format("r{}", r);
     const std::string disk = fmt::format("{}/{}.disk", dir->path(), name);
     if (auto made = storage::fork_chain_from(*frozen, disk); !made.ok()) return fail("restore", made.error());
-    auto k = r % 2 == 0 ? standby.run(snap, disk, dir->path(), name, true)
-                        : fresh.run(snap, disk, dir->path(), name, false);
+    auto k = r % 2 == 0 ? standby.run(snap, disk, dir->path(), name, true, o->vm_mem)
+                        : fresh.run(snap, disk, dir->path(), name, false, o->vm_mem);
     if (!k.ok()) return fail("restore", k.error());
-    priv.add(static_cast<double>(*k));
+    priv.add(static_cast<double>(k->guest_kib + k->own_kib));
+    priv_guest.add(static_cast<double>(k->guest_kib));
+    priv_own.add(static_cast<double>(k->own_kib));
   }
   const double pause_ms = json_number(*reply, "pause_ms"), total_ms = json_number(*reply, "total_ms");
   const double written = json_number(*reply, "memory_data_bytes") / (1 << 20);
@@ -374,11 +376,13 @@ int restore_mode(const std::vector<std::string>& argv) {
         "\"snapshot_pause_ms\":%.2f,\"snapshot_total_ms\":%.1f,\"memory_written_mib\":%.1f,"
         "\"restore_to_exec_ms\":%s,\"standby_restore_to_exec_ms\":%s,"
         "\"start_to_restored_ms\":%s,\"standby_start_to_restored_ms\":%s,"
-        "\"vmm_restore_ms\":%s,\"standby_vmm_restore_ms\":%s,\"restored_private_kib\":%.0f}\n",
+        "\"vmm_restore_ms\":%s,\"standby_vmm_restore_ms\":%s,\"restored_private_kib\":%.0f,"
+        "\"restored_private_guest_kib\":%.0f,\"restored_private_vmm_kib\":%.0f}\n",
         static_cast<unsigned long long>(o->mem), static_cast<unsigned long long>(o->vm_mem),
         static_cast<unsigned long long>(o->runs), pause_ms, total_ms, written, fresh.to_exec.json().c_str(),
         standby.to_exec.json().c_str(), fresh.to_restored.json().c_str(), standby.to_restored.json().c_str(),
-        fresh.vmm_restore.json().c_str(), standby.vmm_restore.json().c_str(), priv.median());
+        fresh.vmm_restore.json().c_str(), standby.vmm_restore.json().c_str(), priv.median(),
+        priv_guest.median(), priv_own.median());
     return 0;
   }
   std::printf("live snapshot of a guest of %llu MiB with %llu MiB dirtied: paused %.2f ms, complete after %.0f ms, "
@@ -398,7 +402,8 @@ int restore_mode(const std::vector<std::string>& argv) {
   std::printf("start (or claim) to the first exec answered\n  new      %s\n  standby  %s (ratio %.2f)\n",
               fresh.to_exec.text().c_str(), standby.to_exec.text().c_str(),
               ratio(standby.to_exec, fresh.to_exec));
-  std::printf("private memory per restored VMM  %.0f KiB (median)\n", priv.median());
+  std::printf("private memory per restored VMM  %.0f KiB (median): %.0f KiB of guest RAM, %.0f KiB its own\n",
+              priv.median(), priv_guest.median(), priv_own.median());
   return 0;
 }
 

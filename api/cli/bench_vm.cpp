@@ -1,21 +1,26 @@
 #include "api/cli/bench_vm.hpp"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <thread>
+#include <vector>
 
 #include "api/cli/bench_common.hpp"
 #include "api/engine/vmm_pool.hpp"
 #include "devices/storage/chain_ops.hpp"
 #include "vmm/control.hpp"
 #include "vmm/standby.hpp"
+#include "vmm/unique_fd.hpp"
 
 namespace forkvm::cli {
 namespace {
@@ -37,6 +42,32 @@ Result<uint64_t> proc_kib(pid_t pid, const char* file, std::initializer_list<con
     }
   }
   return total;
+}
+
+// The pages of [start, end) that only `pid` maps and that are anonymous: the copies its
+// writes made. Page cache of a memory file is shared by every restore of that file even
+// while one VMM alone maps it, and smaps calls it Private_Dirty while it is not yet
+// written back (a snapshot written seconds before).
+Result<uint64_t> private_anon_kib(pid_t pid, uint64_t start, uint64_t end) {
+  constexpr uint64_t kPresent = 1ULL << 63, kFileOrSharedAnon = 1ULL << 61, kExclusive = 1ULL << 56;
+  const std::string path = fmt::format("/proc/{}/pagemap", pid);
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return errno_error("open " + path);
+  std::vector<uint64_t> entries(1 << 14);
+  uint64_t pages = 0;
+  for (uint64_t va = start; va < end;) {
+    const size_t want = std::min<uint64_t>(entries.size(), (end - va) >> 12);
+    const ssize_t got =
+        ::pread(fd.get(), entries.data(), want * sizeof(uint64_t), static_cast<off_t>((va >> 12) * 8));
+    if (got <= 0) return errno_error("read " + path);
+    const size_t n = static_cast<size_t>(got) / sizeof(uint64_t);
+    for (size_t i = 0; i < n; ++i) {
+      const uint64_t e = entries[i];
+      if ((e & kPresent) && (e & kExclusive) && !(e & kFileOrSharedAnon)) ++pages;
+    }
+    va += n << 12;
+  }
+  return pages * 4;
 }
 
 }  // namespace
@@ -127,30 +158,28 @@ void BenchVm::stop() {
   }
 }
 
-Result<uint64_t> BenchVm::private_kib() const {
-  return proc_kib(vmm_->pid(), "smaps_rollup", {"Private_Clean:", "Private_Dirty:"});
-}
-
 Result<BenchVm::PrivateSplit> BenchVm::private_split(uint64_t guest_mib) const {
   const std::string path = fmt::format("/proc/{}/smaps", vmm_->pid());
   std::ifstream in(path);
   if (!in) return make_error("read {}", path);
   PrivateSplit out;
   bool in_guest = false;
+  std::optional<std::pair<uint64_t, uint64_t>> guest;
   std::string line;
   while (std::getline(in, line)) {
     unsigned long long start = 0, end = 0;
     // A mapping's header ("start-end perms ..."); its fields follow it.
     if (std::sscanf(line.c_str(), "%llx-%llx ", &start, &end) == 2 && line.find(':') > line.find(' ')) {
       in_guest = end - start == guest_mib << 20;
+      if (in_guest) guest = {start, end};
       continue;
     }
-    for (const char* k : {"Private_Clean:", "Private_Dirty:"}) {
-      if (line.rfind(k, 0) != 0) continue;
-      const uint64_t kib = std::strtoull(line.c_str() + std::strlen(k), nullptr, 10);
-      (in_guest ? out.guest_kib : out.own_kib) += kib;
-    }
+    if (in_guest) continue;
+    for (const char* k : {"Private_Clean:", "Private_Dirty:"})
+      if (line.rfind(k, 0) == 0) out.own_kib += std::strtoull(line.c_str() + std::strlen(k), nullptr, 10);
   }
+  if (!guest) return make_error("{}: no mapping of {} MiB (the guest's RAM)", path, guest_mib);
+  out.guest_kib = FORKVM_TRY(private_anon_kib(vmm_->pid(), guest->first, guest->second));
   return out;
 }
 

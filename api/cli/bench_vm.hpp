@@ -40,9 +40,10 @@ class BenchVm {
   Result<std::string> control(const std::string& request_json);
   // {"op":"stop"}, then waits for the VMM to exit (SIGKILL after 20 s).
   void stop();
-  // Private_Clean + Private_Dirty of the VMM process, KiB (smaps_rollup).
-  [[nodiscard]] Result<uint64_t> private_kib() const;
-  // The same, split: in the guest's RAM (the mapping of `guest_mib`) and the VMM's own.
+  // The VMM's private memory, KiB, split: in the guest's RAM (the mapping of `guest_mib`)
+  // and the VMM's own (Private_Clean + Private_Dirty of its other mappings). Guest RAM
+  // counts the anonymous pages only this VMM maps: the copies the guest's writes made
+  // (read from /proc/PID/pagemap).
   struct PrivateSplit {
     uint64_t guest_kib = 0;
     uint64_t own_kib = 0;
