@@ -110,10 +110,10 @@ struct GrowDiskRequest {
 };
 
 struct ForkStats {
-  double pause_ms = 0;   // the parent's vCPUs paused: save + every fork()
+  double pause_ms = 0;   // the parent's vCPUs paused: save + freeze + one fork()
   double save_ms = 0;    // of which: vCPU, VM and device state
   double freeze_ms = 0;  // of which: freezing writable layered disks
-  double fork_ms = 0;    // of which: the fork() calls
+  double fork_ms = 0;    // of which: the fork() of the spawner (it forks the children)
   std::vector<ForkChild> children;
 };
 

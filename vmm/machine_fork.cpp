@@ -1,10 +1,12 @@
 // Live fork of a Machine (fork-and-snapshot.md 5.2, without the zygote):
-// the parent pauses for state, a disk freeze and one fork() per child; each
-// child builds a new KVM VM over its copy-on-write view of guest RAM.
+// the parent pauses for state, a disk freeze and one fork(); each child
+// builds a new KVM VM over its copy-on-write view of guest RAM.
 #include <fcntl.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
 
 #include "devices/storage/chain_ops.hpp"
@@ -78,26 +80,78 @@ Result<ForkStats> Machine::Impl::control_fork(const ForkRequest& request) {
   const std::vector<uint8_t> state = frozen.ok() ? file.encode() : std::vector<uint8_t>{};
   stats.freeze_ms = ms_since(t0) - stats.save_ms;
   const auto fork_t0 = std::chrono::steady_clock::now();
-  Status forked;
-  if (frozen.ok()) {
-    for (uint32_t i = 0; i < count; ++i) {
-      const pid_t pid = ::fork();
-      if (pid < 0) {
-        forked = errno_error(fmt::format("fork child {}", i + 1));
-        break;
-      }
-      if (pid == 0) ::_exit(run_forked_child(state, configs[i], *frozen, specs[i]));
-      stats.children[i].pid = pid;
-      fork_children.push_back(pid);
-    }
-  }
+  Result<pid_t> spawner = make_error("not forked");
+  if (frozen.ok()) spawner = fork_spawner(state, configs, *frozen, specs);
   stats.fork_ms = ms_since(fork_t0);
   if (!was_paused) resume_vcpus();
   stats.pause_ms = ms_since(t0);
   if (!frozen.ok()) return frozen.error().context("fork");
-  if (!forked.ok()) return forked.error();
+  if (!spawner.ok()) return spawner.error();
+  FORKVM_CHECK(collect_children(*spawner, stats));
   log(LogLevel::info, "fork: {} children, parent paused {:.2f} ms", count, stats.pause_ms);
   return stats;
+}
+
+// The one fork() inside the parent's pause, whatever the count: a copy of this process
+// as of the pause, which forks the children while the parent's guest runs again and
+// writes each child's pid (or -errno) to a pipe, then exits. This process is a child
+// subreaper until it has reaped the spawner, so the spawner's orphans (the children)
+// become its own, as if it had forked them; after that, the orphans of a child that
+// exits go to init again, not here.
+Result<pid_t> Machine::Impl::fork_spawner(
+    const std::vector<uint8_t>& state, const std::vector<MachineConfig>& configs,
+    const std::vector<std::pair<size_t, storage::ChainDescriptor>>& frozen,
+    const std::vector<ForkChildSpec>& specs) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return errno_error("fork: pipe for the children's pids");
+  spawner_pids.reset(fds[0]);
+  UniqueFd pids_write(fds[1]);
+  if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) return errno_error("fork: become a child subreaper");
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    const int err = errno;
+    (void)::prctl(PR_SET_CHILD_SUBREAPER, 0);
+    return errno_error("fork", err);
+  }
+  if (pid > 0) return pid;
+  // The spawner: only this thread exists; it runs none of the parent's destructors.
+  for (size_t i = 0; i < configs.size(); ++i) {
+    const pid_t child = ::fork();
+    if (child == 0) {
+      spawner_pids.reset();
+      pids_write.reset();
+      ::_exit(run_forked_child(state, configs[i], frozen, specs[i]));
+    }
+    const int32_t report = child > 0 ? child : -errno;
+    if (::write(pids_write.get(), &report, sizeof report) != static_cast<ssize_t>(sizeof report)) ::_exit(1);
+    if (child < 0) ::_exit(1);
+  }
+  ::_exit(0);
+}
+
+Status Machine::Impl::collect_children(pid_t spawner, ForkStats& stats) {
+  UniqueFd pids(std::move(spawner_pids));
+  Status status;
+  for (size_t i = 0; i < stats.children.size(); ++i) {
+    int32_t report = 0;
+    ssize_t n;
+    do n = ::read(pids.get(), &report, sizeof report);
+    while (n < 0 && errno == EINTR);
+    if (n != static_cast<ssize_t>(sizeof report)) {
+      status = make_error("fork: the spawner ended after {} of {} children", i, stats.children.size());
+      break;
+    }
+    if (report < 0) {
+      status = errno_error(fmt::format("fork child {}", i + 1), -report);
+      break;
+    }
+    stats.children[i].pid = report;
+    fork_children.push_back(report);
+  }
+  while (::waitpid(spawner, nullptr, 0) < 0 && errno == EINTR) {
+  }
+  (void)::prctl(PR_SET_CHILD_SUBREAPER, 0);
+  return status;
 }
 
 // In the child, on the only thread left (the parent's event loop thread,

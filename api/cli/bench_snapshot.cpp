@@ -274,8 +274,10 @@ int fork_mode(const std::vector<std::string>& argv) {
               static_cast<unsigned long long>(o->vm_mem), static_cast<unsigned long long>(o->mem),
               static_cast<double>(*rss) / 1024);
   std::printf("  parent pause         %s\n", pause.text().c_str());
-  std::printf("    of which (medians): state %.2f ms, disk freeze %.2f ms, fork() x%llu %.2f ms\n", save.median(),
-              freeze.median(), static_cast<unsigned long long>(o->count), forks.median());
+  std::printf(
+      "    of which (medians): state %.2f ms, disk freeze %.2f ms, fork() %.2f ms (one, whatever the "
+      "count)\n",
+      save.median(), freeze.median(), forks.median());
   std::printf("  host fork() of same  %s\n", host->text().c_str());
   std::printf("  ratio pause/fork()   %.2f (median)\n", ratio);
   std::printf("  child answers exec   %s after the fork call; p99 %.1f ms; %llu of %llu ok\n", ready.text().c_str(),
