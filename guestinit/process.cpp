@@ -85,7 +85,9 @@ int child_entry(void* p) {
 // the page tables and mappings of the whole agent for every command; in a forked VM each
 // page that copy wrote was one more page the child VM owns alone.
 Result<pid_t> clone_and_exec(const ChildArgs& args) {
-  alignas(16) std::array<char, 64 * 1024> stack;
+  constexpr size_t kStackBytes = size_t{64} << 10;
+  // Left uninitialized: the child's stack, written by the child as it runs.
+  alignas(16) std::array<char, kStackBytes> stack;  // NOLINT(cppcoreguidelines-pro-type-member-init)
   // No signal may run a handler on memory the child shares; it sets its own mask.
   sigset_t all, old;
   sigfillset(&all);
