@@ -97,7 +97,8 @@ Result<ForkStats> Machine::Impl::control_fork(const ForkRequest& request) {
 // writes each child's pid (or -errno) to a pipe, then exits. This process is a child
 // subreaper until it has reaped the spawner, so the spawner's orphans (the children)
 // become its own, as if it had forked them; after that, the orphans of a child that
-// exits go to init again, not here.
+// exits go to init again, not here. (Children orphaned within those few milliseconds
+// come here too, and stay zombies once they exit until this VMM exits.)
 Result<pid_t> Machine::Impl::fork_spawner(
     const std::vector<uint8_t>& state, const std::vector<MachineConfig>& configs,
     const std::vector<std::pair<size_t, storage::ChainDescriptor>>& frozen,
@@ -106,10 +107,14 @@ Result<pid_t> Machine::Impl::fork_spawner(
   if (::pipe2(fds, O_CLOEXEC) != 0) return errno_error("fork: pipe for the children's pids");
   spawner_pids.reset(fds[0]);
   UniqueFd pids_write(fds[1]);
-  if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) return errno_error("fork: become a child subreaper");
+  if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
+    spawner_pids.reset();
+    return errno_error("fork: become a child subreaper");
+  }
   const pid_t pid = ::fork();
   if (pid < 0) {
     const int err = errno;
+    spawner_pids.reset();
     (void)::prctl(PR_SET_CHILD_SUBREAPER, 0);
     return errno_error("fork", err);
   }
