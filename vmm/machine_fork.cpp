@@ -80,14 +80,14 @@ Result<ForkStats> Machine::Impl::control_fork(const ForkRequest& request) {
   const std::vector<uint8_t> state = frozen.ok() ? file.encode() : std::vector<uint8_t>{};
   stats.freeze_ms = ms_since(t0) - stats.save_ms;
   const auto fork_t0 = std::chrono::steady_clock::now();
-  Result<pid_t> spawner = make_error("not forked");
+  Result<Spawner> spawner = make_error("not forked");
   if (frozen.ok()) spawner = fork_spawner(state, configs, *frozen, specs);
   stats.fork_ms = ms_since(fork_t0);
   if (!was_paused) resume_vcpus();
   stats.pause_ms = ms_since(t0);
   if (!frozen.ok()) return frozen.error().context("fork");
   if (!spawner.ok()) return spawner.error();
-  FORKVM_CHECK(collect_children(*spawner, stats));
+  FORKVM_CHECK(collect_children(std::move(*spawner), stats));
   log(LogLevel::info, "fork: {} children, parent paused {:.2f} ms", count, stats.pause_ms);
   return stats;
 }
@@ -99,34 +99,27 @@ Result<ForkStats> Machine::Impl::control_fork(const ForkRequest& request) {
 // become its own, as if it had forked them; after that, the orphans of a child that
 // exits go to init again, not here. (Children orphaned within those few milliseconds
 // come here too, and stay zombies once they exit until this VMM exits.)
-Result<pid_t> Machine::Impl::fork_spawner(
+Result<Machine::Impl::Spawner> Machine::Impl::fork_spawner(
     const std::vector<uint8_t>& state, const std::vector<MachineConfig>& configs,
     const std::vector<std::pair<size_t, storage::ChainDescriptor>>& frozen,
     const std::vector<ForkChildSpec>& specs) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return errno_error("fork: pipe for the children's pids");
-  spawner_pids.reset(fds[0]);
+  UniqueFd pids_read(fds[0]);
   UniqueFd pids_write(fds[1]);
-  if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
-    spawner_pids.reset();
-    return errno_error("fork: become a child subreaper");
-  }
+  if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) return errno_error("fork: become a child subreaper");
   const pid_t pid = ::fork();
   if (pid < 0) {
     const int err = errno;
-    spawner_pids.reset();
     (void)::prctl(PR_SET_CHILD_SUBREAPER, 0);
     return errno_error("fork", err);
   }
-  if (pid > 0) return pid;
+  if (pid > 0) return Spawner{pid, std::move(pids_read)};
   // The spawner: only this thread exists; it runs none of the parent's destructors.
+  // Each child closes the pipe with every other inherited fd (run_forked_child).
   for (size_t i = 0; i < configs.size(); ++i) {
     const pid_t child = ::fork();
-    if (child == 0) {
-      spawner_pids.reset();
-      pids_write.reset();
-      ::_exit(run_forked_child(state, configs[i], frozen, specs[i]));
-    }
+    if (child == 0) ::_exit(run_forked_child(state, configs[i], frozen, specs[i]));
     const int32_t report = child > 0 ? child : -errno;
     if (::write(pids_write.get(), &report, sizeof report) != static_cast<ssize_t>(sizeof report)) ::_exit(1);
     if (child < 0) ::_exit(1);
@@ -134,13 +127,12 @@ Result<pid_t> Machine::Impl::fork_spawner(
   ::_exit(0);
 }
 
-Status Machine::Impl::collect_children(pid_t spawner, ForkStats& stats) {
-  UniqueFd pids(std::move(spawner_pids));
+Status Machine::Impl::collect_children(Spawner spawner, ForkStats& stats) {
   Status status;
   for (size_t i = 0; i < stats.children.size(); ++i) {
     int32_t report = 0;
     ssize_t n;
-    do n = ::read(pids.get(), &report, sizeof report);
+    do n = ::read(spawner.pids.get(), &report, sizeof report);
     while (n < 0 && errno == EINTR);
     if (n != static_cast<ssize_t>(sizeof report)) {
       status = make_error("fork: the spawner ended after {} of {} children", i, stats.children.size());
@@ -153,7 +145,7 @@ Status Machine::Impl::collect_children(pid_t spawner, ForkStats& stats) {
     stats.children[i].pid = report;
     fork_children.push_back(report);
   }
-  while (::waitpid(spawner, nullptr, 0) < 0 && errno == EINTR) {
+  while (::waitpid(spawner.pid, nullptr, 0) < 0 && errno == EINTR) {
   }
   (void)::prctl(PR_SET_CHILD_SUBREAPER, 0);
   return status;

@@ -89,7 +89,6 @@ struct Machine::Impl final : ControlTarget {
 
   // Processes fork()ed by this VMM (fork children, memory writers); loop thread only.
   std::vector<pid_t> fork_children;
-  UniqueFd spawner_pids;          // live fork: the spawner's report of its children's pids
   bool writing_snapshot = false;  // a background memory writer runs
 
   Impl(const MachineConfig& c, Kvm k, Vm v, GuestMemory m)
@@ -121,10 +120,15 @@ struct Machine::Impl final : ControlTarget {
   Result<std::vector<std::pair<size_t, storage::ChainDescriptor>>> freeze_disks();
   Status load_snapshot(const snapshot::StateFile& file);
   void reap_children();
-  Result<pid_t> fork_spawner(const std::vector<uint8_t>& state, const std::vector<MachineConfig>& configs,
-                             const std::vector<std::pair<size_t, storage::ChainDescriptor>>& frozen,
-                             const std::vector<ForkChildSpec>& specs);
-  Status collect_children(pid_t spawner, ForkStats& stats);
+  // Live fork: the process that forks the children, and the pipe it reports their pids on.
+  struct Spawner {
+    pid_t pid;
+    UniqueFd pids;
+  };
+  Result<Spawner> fork_spawner(const std::vector<uint8_t>& state, const std::vector<MachineConfig>& configs,
+                               const std::vector<std::pair<size_t, storage::ChainDescriptor>>& frozen,
+                               const std::vector<ForkChildSpec>& specs);
+  Status collect_children(Spawner spawner, ForkStats& stats);
   int run_forked_child(const std::vector<uint8_t>& state, const MachineConfig& child_config,
                        const std::vector<std::pair<size_t, storage::ChainDescriptor>>& frozen,
                        const ForkChildSpec& spec);
