@@ -42,10 +42,21 @@ constexpr const char* kSteps[] = {"setsid", "controlling tty", "dup2",  "setgrou
   ::_exit(127);
 }
 
+// What the child needs, all of it made before the clone: the child must not allocate.
+struct ChildArgs {
+  const SpawnOptions* options;
+  const char* cwd;
+  char* const* argv;
+  char* const* envp;
+  int errpipe;
+  int devnull;
+};
+
 // Runs in the child of a multithreaded parent, in the parent's memory: only
 // async-signal-safe calls, and raw syscalls for identity so nothing takes glibc's locks.
-[[noreturn]] void child_main(const SpawnOptions& o, const char* cwd, char* const* argv, char* const* envp,
-                             int errpipe, int devnull) {
+[[noreturn]] int child_main(void* p) {
+  const auto& [options, cwd, argv, envp, errpipe, devnull] = *static_cast<const ChildArgs*>(p);
+  const SpawnOptions& o = *options;
   if (::setsid() < 0) child_fail(errpipe, 0);
   if (o.controlling_tty >= 0 && ::ioctl(o.controlling_tty, TIOCSCTTY, 0) < 0) child_fail(errpipe, 1);
   int fds[3] = {o.stdin_fd, o.stdout_fd, o.stderr_fd};
@@ -66,20 +77,6 @@ constexpr const char* kSteps[] = {"setsid", "controlling tty", "dup2",  "setgrou
   child_fail(errpipe, 7);
 }
 
-struct ChildArgs {
-  const SpawnOptions* options;
-  const char* cwd;
-  char* const* argv;
-  char* const* envp;
-  int errpipe;
-  int devnull;
-};
-
-int child_entry(void* p) {
-  const auto* a = static_cast<const ChildArgs*>(p);
-  child_main(*a->options, a->cwd, a->argv, a->envp, a->errpipe, a->devnull);
-}
-
 // posix_spawn's way (clone with CLONE_VM | CLONE_VFORK): the child runs on a stack of its
 // own in the agent's memory until it execs, while the calling thread waits. fork() copied
 // the page tables and mappings of the whole agent for every command; in a forked VM each
@@ -92,7 +89,7 @@ Result<pid_t> clone_and_exec(const ChildArgs& args) {
   sigset_t all, old;
   sigfillset(&all);
   ::pthread_sigmask(SIG_SETMASK, &all, &old);
-  pid_t pid = ::clone(child_entry, stack.data() + stack.size(), CLONE_VM | CLONE_VFORK | SIGCHLD,
+  pid_t pid = ::clone(child_main, stack.data() + stack.size(), CLONE_VM | CLONE_VFORK | SIGCHLD,
                       const_cast<ChildArgs*>(&args));
   const int clone_errno = errno;
   ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
