@@ -59,8 +59,9 @@ Result<uint64_t> private_anon_kib(pid_t pid, uint64_t start, uint64_t end) {
     const size_t want = std::min<uint64_t>(entries.size(), (end - va) >> 12);
     const ssize_t got =
         ::pread(fd.get(), entries.data(), want * sizeof(uint64_t), static_cast<off_t>((va >> 12) * 8));
-    if (got <= 0) return errno_error("read " + path);
+    if (got < 0) return errno_error("read " + path);
     const size_t n = static_cast<size_t>(got) / sizeof(uint64_t);
+    if (n == 0) return make_error("read {}: no entry at {:#x}", path, va);
     for (size_t i = 0; i < n; ++i) {
       const uint64_t e = entries[i];
       if ((e & kPresent) && (e & kExclusive) && !(e & kFileOrSharedAnon)) ++pages;
