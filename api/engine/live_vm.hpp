@@ -24,6 +24,7 @@ struct LiveVm {
   std::string instance_id;
   uint32_t net_slot = 0;
   std::shared_ptr<VmmProcess> vmm;
+  bool vmm_died_starting = false;  // its VMM exited on its own before the agent answered
 
   // Its id, directories and socket paths: the one place that names them.
   void place(const std::string& vm_id, const std::string& vm_dir, const std::string& run_root) {

@@ -163,6 +163,24 @@ void LocalEngine::release_slot(uint32_t slot) {
 
 ApiResult<std::shared_ptr<LiveVm>> LocalEngine::launch(const std::string& id, const std::vector<std::string>& mode,
                                                        bool grow_fs) {
+  auto vm = FORKVM_TRY(start_vmm(id, mode));
+  auto ready = await_ready(vm, grow_fs);
+  if (ready.ok() || mode.front() != "restore" || !vm->vmm_died_starting) return ready;
+  // A restore that died before its guest answered (under nested emulation a
+  // restored guest triple-faults now and then) is tried once more in another
+  // VMM process: the memory file is read-only to it, so only the disk's top
+  // layer, written by a guest that is gone, has to go back to empty. A
+  // snapshot that cannot restore fails twice and says why.
+  log(LogLevel::warn, "engine: VM {}: restoring it once more: {}", id, ready.error().message);
+  if (auto s = storage::discard_top(vm->dir + "/disk"); !s.ok())
+    return api_error(ErrorCode::InternalError,
+                     "undoing the failed restore's disk writes: " + s.error().message);
+  vm = FORKVM_TRY(start_vmm(id, mode));
+  return await_ready(vm, grow_fs);
+}
+
+ApiResult<std::shared_ptr<LiveVm>> LocalEngine::start_vmm(const std::string& id,
+                                                          const std::vector<std::string>& mode) {
   auto vm = FORKVM_TRY(prepare(id));
   // The VM's root disk: its own copy-on-write layer over the image (devices/storage/).
   std::string disk = "chain:" + vm->dir + "/disk";
@@ -196,7 +214,7 @@ ApiResult<std::shared_ptr<LiveVm>> LocalEngine::launch(const std::string& id, co
     return api_error(ErrorCode::InternalError, "starting the VMM: " + proc.error().message);
   }
   vm->vmm = *proc;
-  return await_ready(vm, grow_fs);
+  return vm;
 }
 
 ApiResult<std::shared_ptr<LiveVm>> LocalEngine::await_ready(const std::shared_ptr<LiveVm>& vm, bool grow_fs) {
@@ -207,6 +225,8 @@ ApiResult<std::shared_ptr<LiveVm>> LocalEngine::await_ready(const std::shared_pt
   auto pause = std::chrono::milliseconds(1);
   for (;;) {
     if (!vm->vmm->running()) {
+      vm->vmm_died_starting = true;
+      remove_leftover_network(vm->net_slot);  // it may have been killed, or crashed
       release_slot(vm->net_slot);
       return api_error(ErrorCode::InternalError,
                        fmt::format("the VMM exited (status {}) before the guest was ready: {}",

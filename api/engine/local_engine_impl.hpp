@@ -97,9 +97,12 @@ class LocalEngine final : public VmEngine {
   // Boots the VM's disk and waits until its agent answers.
   ApiResult<std::shared_ptr<LiveVm>> boot(const std::string& id, const Resources& r);
   // Starts `forkvm <mode...>` for the VM with its disk, sockets and network
-  // slot, and waits until its agent answers.
+  // slot, and waits until its agent answers. A restore whose VMM dies before
+  // that is tried once more (see launch()).
   ApiResult<std::shared_ptr<LiveVm>> launch(const std::string& id, const std::vector<std::string>& mode,
                                             bool grow_fs = false);
+  // The VMM process of one launch attempt, started (a claimed standby or a new process).
+  ApiResult<std::shared_ptr<LiveVm>> start_vmm(const std::string& id, const std::vector<std::string>& mode);
   // A VM's sockets and a network slot of its own, before its VMM starts.
   ApiResult<std::shared_ptr<LiveVm>> prepare(const std::string& id);
   void release_slot(uint32_t slot);

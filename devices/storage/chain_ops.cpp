@@ -98,6 +98,21 @@ Result<ChainDescriptor> freeze_chain(const std::string& chain_path) {
   return frozen;
 }
 
+Status discard_top(const std::string& chain_path) {
+  const std::string path = chain_file(chain_path);
+  ChainDescriptor c = FORKVM_TRY(load_chain(path));
+  const std::string old_top = c.layers.back();
+  const std::string top = layer_data_path(c.layers_root, old_top);
+  // Held until the descriptor names the new top: no VM may open the chain meanwhile.
+  UniqueFd fd(::open(top.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return errno_error(fmt::format("open {}", top));
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0)
+    return make_error("chain {} is in use by a running VM", path);
+  c.layers.back() = FORKVM_TRY(create_layer(c.layers_root, c.size, c.cluster_shift, path));
+  FORKVM_CHECK(save_chain(path, c));
+  return release(c.layers_root, old_top, path);
+}
+
 Status grow_chain(const std::string& chain_path, uint64_t new_size) {
   const std::string path = chain_file(chain_path);
   ChainDescriptor c = FORKVM_TRY(load_chain(path));

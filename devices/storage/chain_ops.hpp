@@ -34,6 +34,13 @@ struct CreateOptions {
 // has the chain open (its top is locked). Returns the frozen chain.
 [[nodiscard]] Result<ChainDescriptor> freeze_chain(const std::string& chain_path);
 
+// Offline: the top layer is replaced by a new empty one, and what was written
+// to it is let go (run gc after). For a restore that died before its guest
+// answered: those writes came from a guest that no longer exists, and the
+// retry's guest, restored from the same memory, must not see them. Refused
+// while a VM has the chain open.
+[[nodiscard]] Status discard_top(const std::string& chain_path);
+
 // Offline grow (LayeredDisk::grow for a chain no VM has open).
 [[nodiscard]] Status grow_chain(const std::string& chain_path, uint64_t new_size);
 

@@ -307,6 +307,37 @@ TEST_CASE("offline freeze is refused while a VM has the chain open") {
   CHECK(freeze_chain(w.chain).ok());
 }
 
+TEST_CASE("discard top: the top's writes are gone, the layers below read as before") {
+  World w;
+  const auto frozen_bytes = pattern(kCluster, 41);
+  const auto lost_bytes = pattern(kCluster, 42);
+  {
+    auto d = LayeredDisk::open(w.chain, false).value();
+    write_disk(*d, 0, frozen_bytes);
+  }
+  const auto frozen = freeze_chain(w.chain).value();
+  const std::string old_top = load_chain(w.chain)->layers.back();
+  {
+    auto d = LayeredDisk::open(w.chain, false).value();
+    write_disk(*d, 0, lost_bytes);
+    write_disk(*d, 3 * kCluster, lost_bytes);
+    auto refused = discard_top(w.chain);
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.error().message.find("in use") != std::string::npos);
+  }
+  REQUIRE(discard_top(w.chain).ok());
+  const auto after = load_chain(w.chain).value();
+  REQUIRE(after.layers.size() == 2);
+  CHECK(after.layers[0] == frozen.layers[0]);
+  CHECK(after.layers[1] != old_top);
+  CHECK(gc(w.root()).value() == std::vector<std::string>{old_top});
+  auto d = LayeredDisk::open(w.chain, false).value();
+  CHECK(read_disk(*d, 0, kCluster) == frozen_bytes);
+  const std::vector<uint8_t> base_part(w.base_bytes.begin() + 3 * kCluster,
+                                       w.base_bytes.begin() + 4 * kCluster);
+  CHECK(read_disk(*d, 3 * kCluster, kCluster) == base_part);
+}
+
 TEST_CASE("flatten in place: one merged layer, same bytes; layers a fork still holds survive gc") {
   World w;
   {
