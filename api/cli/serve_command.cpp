@@ -23,9 +23,9 @@ constexpr const char* kServeUsage = R"(usage: forkvm serve [--listen ADDR:PORT] 
   --vm-mem MiB           memory of a VM that asks for no size (default 1024)
   --vm-cpus N            vCPUs of a VM that asks for no count (default 2)
   --ready-net-slots N    network slots kept set up ahead of time, so a VM start
-                         claims one instead of setting its network up (default 0)
+                         claims one instead of setting its network up (default 2)
   --standby-vmms N       VMM processes kept ready (started, KVM VM made) for
-                         restores: a create or resume claims one (default 0)
+                         restores: a create or resume claims one (default 2)
 
 On first start with no API keys, a key is created, printed to stderr and
 written to DIR/api-key (mode 0600). More keys: forkvm keys create.

@@ -25,16 +25,10 @@ struct LocalEngineOptions {
   uint32_t first_net_slot = 16;  // below it: free for `forkvm run` by hand and tests
   // Network slots kept set up ahead of time, so that a VM start (create,
   // restore, fork child) runs none of the `ip`/`nft` commands; 0: none.
-  // Off by default for now: in the nested rig, L1 froze three times in runs
-  // where slots were prepared while guests ran (cause not established).
-  uint32_t prepared_net_slots = 0;
+  uint32_t prepared_net_slots = 2;
   // Standby VMMs kept ready for restores (api/engine/vmm_pool.hpp); 0: none.
-  // Each idle one costs about 6 MiB and no CPU. Off by default: a CI run
-  // with 2 failed SDK tests on the nested rig's faults (restore triple faults,
-  // which new VMM processes meet at a like rate, a booted guest's RCU stall)
-  // while runs without them pass; too few runs to tell. The vsock host-port
-  // reuse they exposed is fixed (README, "Standby VMMs").
-  uint32_t standby_vmms = 0;
+  // Each idle one costs about 6 MiB and no CPU.
+  uint32_t standby_vmms = 2;
   // Make the golden snapshot (what a create restores) in the background at start.
   bool warm_up = true;
 };
