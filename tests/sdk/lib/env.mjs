@@ -12,7 +12,7 @@
 //  - with FORKVM_SDK_TRACE=FILE, one JSON line per request is appended to
 //    FILE: the running test, method, path, body keys and the status.
 import assert from 'node:assert/strict';
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, readFileSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { Freestyle } from 'freestyle-sandboxes';
 
@@ -28,6 +28,31 @@ export const POLL_MS = Math.min(60_000, TEST_TIMEOUT / 2);
 const traceFile = process.env.FORKVM_SDK_TRACE;
 export const trace = { label: '' };
 const SLOW_MS = 60_000;
+
+// With FORKVM_SDK_SERVE_DATA (tests/sdk/run --serve sets it): what a VM a call
+// has waited on for long says of itself, while it still exists (a timed-out
+// test's cleanup deletes it): the server's lines about it, its VMM's log and
+// its guest console's last lines.
+const serveData = process.env.FORKVM_SDK_SERVE_DATA;
+function tail(path, lines, filter = () => true) {
+  try {
+    const all = readFileSync(path, 'utf8').replaceAll('\r', '').split('\n');
+    return all.filter((l) => l !== '' && filter(l)).slice(-lines).join('\n');
+  } catch (e) {
+    return `(${e.code ?? e.message})`;
+  }
+}
+function describeVm(pathname) {
+  const id = /^\/v1\/vms\/([a-z0-9]{20})(\/|$)/.exec(pathname)?.[1];
+  if (!serveData || !id) return '';
+  const indent = (tag, text) => text.split('\n').map((l) => `  ${tag}: ${l}`).join('\n');
+  return [
+    `sdk: VM ${id}, which this call waits on:`,
+    indent('serve', tail(`${serveData}/../serve.log`, 8, (l) => l.includes(id))),
+    indent('vmm', tail(`${serveData}/vms/${id}/vmm.log`, 12)),
+    indent('console', tail(`${serveData}/vms/${id}/console.log`, 25)),
+  ].join('\n') + '\n';
+}
 let controller = new AbortController();
 
 /** Aborts every request still open (watch streams), then arms a new signal. */
@@ -53,8 +78,10 @@ async function transport(input, init = {}) {
   // that times out says which call it was waiting for.
   const started = Date.now();
   const what = () => `${init.method ?? 'GET'} ${new URL(url).pathname} (test: ${trace.label || '-'})`;
+  let waits = 0;
   const slow = setInterval(() => {
     process.stderr.write(`sdk: still waiting after ${Math.round((Date.now() - started) / 1000)} s: ${what()}\n`);
+    if (++waits === 2) process.stderr.write(describeVm(new URL(url).pathname));
   }, SLOW_MS);
   slow.unref();
   let res;
