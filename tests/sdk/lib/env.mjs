@@ -12,7 +12,7 @@
 //  - with FORKVM_SDK_TRACE=FILE, one JSON line per request is appended to
 //    FILE: the running test, method, path, body keys and the status.
 import assert from 'node:assert/strict';
-import { appendFileSync, readFileSync } from 'node:fs';
+import { appendFileSync, readdirSync, readFileSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { Freestyle } from 'freestyle-sandboxes';
 
@@ -42,16 +42,48 @@ function tail(path, lines, filter = () => true) {
     return `(${e.code ?? e.message})`;
   }
 }
+// Each thread of a process and of its children: name, state and where it
+// sleeps in the kernel ("S futex_wait_queue": a lock; "S pipe_read": a pipe).
+function threads(pid, depth = 0) {
+  const read = (p) => {
+    try {
+      return readFileSync(p, 'utf8').trim();
+    } catch {
+      return '?';
+    }
+  };
+  let tids = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return [`pid ${pid}: gone`];
+  }
+  const out = [];
+  const children = [];
+  for (const tid of tids) {
+    const stat = read(`/proc/${pid}/task/${tid}/stat`);
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    out.push(`${'  '.repeat(depth)}pid ${pid} thread ${tid} ${read(`/proc/${pid}/task/${tid}/comm`)}: ` +
+      `${state} ${read(`/proc/${pid}/task/${tid}/wchan`)}`);
+    children.push(...read(`/proc/${pid}/task/${tid}/children`).split(' ').filter((c) => /^\d+$/.test(c)));
+  }
+  for (const c of children) if (depth < 2) out.push(...threads(c, depth + 1));
+  return out;
+}
+
 function describeVm(pathname) {
   const id = /^\/v1\/vms\/([a-z0-9]{20})(\/|$)/.exec(pathname)?.[1];
   if (!serveData || !id) return '';
   const indent = (tag, text) => text.split('\n').map((l) => `  ${tag}: ${l}`).join('\n');
-  return [
+  const lines = [
     `sdk: VM ${id}, which this call waits on:`,
     indent('serve', tail(`${serveData}/../serve.log`, 8, (l) => l.includes(id))),
     indent('vmm', tail(`${serveData}/vms/${id}/vmm.log`, 12)),
     indent('console', tail(`${serveData}/vms/${id}/console.log`, 25)),
-  ].join('\n') + '\n';
+  ];
+  const pid = /^pid (\d+)$/m.exec(tail(`${serveData}/vms/${id}/runtime`, 10))?.[1];
+  if (pid) lines.push(indent('vmm threads', threads(pid).join('\n')));
+  return lines.join('\n') + '\n';
 }
 let controller = new AbortController();
 
