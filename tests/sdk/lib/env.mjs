@@ -81,8 +81,18 @@ function describeVm(pathname) {
     indent('vmm', tail(`${serveData}/vms/${id}/vmm.log`, 12)),
     indent('console', tail(`${serveData}/vms/${id}/console.log`, 25)),
   ];
-  const pid = /^pid (\d+)$/m.exec(tail(`${serveData}/vms/${id}/runtime`, 10))?.[1];
-  if (pid) lines.push(indent('vmm threads', threads(pid).join('\n')));
+  // A VMM still starting has no runtime file yet (or an old one): its command
+  // line (`forkvm run|restore ...`) names the VM's directory.
+  const pids = new Set([/^pid (\d+)$/m.exec(tail(`${serveData}/vms/${id}/runtime`, 10))?.[1]]);
+  for (const p of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const argv = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
+      if (['run', 'restore'].includes(argv[1]) && argv.some((a) => a.includes(`/vms/${id}/`))) pids.add(p);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  for (const pid of pids) if (pid) lines.push(indent('vmm threads', threads(pid).join('\n')));
   return lines.join('\n') + '\n';
 }
 let controller = new AbortController();
