@@ -126,9 +126,7 @@ Status Machine::Impl::pause_vcpus() {
   if (!threads_started()) return {};
   for (size_t i = 0; i < threads.size(); ++i) {
     if (auto s = threads[i]->pause(kVcpuPauseBound); !s.ok()) {
-      // Thread i too: a pause that timed out stays asked for, and the vCPU
-      // would park for good the next time it left the guest.
-      for (size_t j = 0; j <= i; ++j) (void)threads[j]->resume();
+      for (size_t j = 0; j < i; ++j) (void)threads[j]->resume();
       return s.error().context("pause");
     }
   }

@@ -92,7 +92,10 @@ Status VcpuThread::pause(std::chrono::milliseconds bound) {
   kick_locked();
   cv_.notify_all();
   if (!cv_.wait_for(lk, bound, [this] { return state_ == State::paused || state_ == State::stopped; })) {
-    // desired_ stays paused: the thread parks when it gets out of the guest.
+    // Withdrawn, or the thread would park for good the next time it left the
+    // guest, with nobody left to resume it.
+    if (desired_ == State::paused) desired_ = State::running;
+    cv_.notify_all();
     return make_error("vCPU {} did not pause within {} ms", vcpu_.index(), bound.count());
   }
   if (state_ == State::stopped) return make_error("vCPU {} stopped while pausing", vcpu_.index());

@@ -67,7 +67,7 @@ class VcpuThread {
   Status start(bool paused = false);
   // Returns once the thread is parked outside KVM_RUN with any pending
   // MMIO/PIO completed, so vCPU state can be read; an error if it did not
-  // park within `bound` or has stopped.
+  // park within `bound` (the pause is then withdrawn: it runs on) or has stopped.
   Status pause(std::chrono::milliseconds bound);
   Status resume();
   // Idempotent. Kicks, waits for the thread to end and joins it.
