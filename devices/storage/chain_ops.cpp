@@ -54,6 +54,17 @@ Status copy_layer_clusters(LayeredDisk& src, LayeredDisk& out) {
   return out.flush();
 }
 
+// The chain's top layer, flock'ed exclusively: held until the descriptor is
+// rewritten, no VM can open the chain meanwhile; refused while one has it open.
+Result<UniqueFd> lock_top(const std::string& path, const ChainDescriptor& c, int open_flags) {
+  const std::string top = layer_data_path(c.layers_root, c.layers.back());
+  UniqueFd fd(::open(top.c_str(), open_flags | O_CLOEXEC));
+  if (!fd.valid()) return errno_error(fmt::format("open {}", top));
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0)
+    return make_error("chain {} is in use by a running VM", path);
+  return fd;
+}
+
 }  // namespace
 
 Result<std::string> create_chain(const std::string& dir, const CreateOptions& o) {
@@ -84,12 +95,7 @@ Result<std::string> create_chain(const std::string& dir, const CreateOptions& o)
 Result<ChainDescriptor> freeze_chain(const std::string& chain_path) {
   const std::string path = chain_file(chain_path);
   ChainDescriptor c = FORKVM_TRY(load_chain(path));
-  const std::string top = layer_data_path(c.layers_root, c.layers.back());
-  // Held until the descriptor names the new top: no VM may open the chain meanwhile.
-  UniqueFd fd(::open(top.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return errno_error(fmt::format("open {}", top));
-  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0)
-    return make_error("chain {} is in use by a running VM", path);
+  const UniqueFd locked = FORKVM_TRY(lock_top(path, c, O_RDONLY));
   if (c.layers.size() >= kMaxChainLayers)
     return make_error("chain {} has {} layers: flatten it", path, c.layers.size());
   ChainDescriptor frozen = c;
@@ -102,12 +108,7 @@ Status discard_top(const std::string& chain_path) {
   const std::string path = chain_file(chain_path);
   ChainDescriptor c = FORKVM_TRY(load_chain(path));
   const std::string old_top = c.layers.back();
-  const std::string top = layer_data_path(c.layers_root, old_top);
-  // Held until the descriptor names the new top: no VM may open the chain meanwhile.
-  UniqueFd fd(::open(top.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return errno_error(fmt::format("open {}", top));
-  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0)
-    return make_error("chain {} is in use by a running VM", path);
+  const UniqueFd locked = FORKVM_TRY(lock_top(path, c, O_RDONLY));
   c.layers.back() = FORKVM_TRY(create_layer(c.layers_root, c.size, c.cluster_shift, path));
   FORKVM_CHECK(save_chain(path, c));
   return release(c.layers_root, old_top, path);
@@ -118,14 +119,9 @@ Status grow_chain(const std::string& chain_path, uint64_t new_size) {
   ChainDescriptor c = FORKVM_TRY(load_chain(path));
   FORKVM_CHECK(check_grow(c, new_size).context(path));
   if (new_size == c.size) return {};
-  const std::string top = layer_data_path(c.layers_root, c.layers.back());
-  UniqueFd fd(::open(top.c_str(), O_RDWR | O_CLOEXEC));
-  if (!fd.valid()) return errno_error(fmt::format("open {}", top));
-  // Held until the descriptor has the new size: no VM may open the chain meanwhile.
-  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0)
-    return make_error("chain {} is in use by a running VM", path);
-  if (::ftruncate(fd.get(), static_cast<off_t>(new_size)) != 0)
-    return errno_error(fmt::format("grow {} to {} bytes", top, new_size));
+  const UniqueFd top = FORKVM_TRY(lock_top(path, c, O_RDWR));
+  if (::ftruncate(top.get(), static_cast<off_t>(new_size)) != 0)
+    return errno_error(fmt::format("grow the top layer of {} to {} bytes", path, new_size));
   c.size = new_size;
   return save_chain(path, c);  // the top layer's map grows when the chain is next opened
 }
