@@ -175,6 +175,7 @@ ApiResult<std::shared_ptr<LiveVm>> LocalEngine::launch(const std::string& id, co
   if (auto s = storage::discard_top(vm->dir + "/disk"); !s.ok())
     return api_error(ErrorCode::InternalError,
                      "undoing the failed restore's disk writes: " + s.error().message);
+  collect_unused_layers();  // the discarded top
   vm = FORKVM_TRY(start_vmm(id, mode));
   return await_ready(vm, grow_fs);
 }
@@ -270,13 +271,17 @@ void LocalEngine::halt(LiveVm& vm, bool graceful) {
   }
 }
 
+void LocalEngine::collect_unused_layers() {
+  if (auto g = storage::gc(layers_root()); !g.ok())
+    log(LogLevel::warn, "engine: collecting unused disk layers: {}", g.error().message);
+}
+
 void LocalEngine::remove_vm_files(const std::string& id) {
   std::string chain = vm_dir(id) + "/disk/chain";
   if (::access(chain.c_str(), F_OK) == 0) {
     if (auto s = storage::delete_chain(chain); !s.ok())
       log(LogLevel::warn, "engine: VM {}: releasing its disk layers: {}", id, s.error().message);
-    if (auto g = storage::gc(layers_root()); !g.ok())
-      log(LogLevel::warn, "engine: collecting unused disk layers: {}", g.error().message);
+    collect_unused_layers();
   }
   std::error_code ec;
   std::filesystem::remove_all(vm_dir(id), ec);
@@ -549,8 +554,7 @@ ApiResult<OptimizedVm> LocalEngine::optimize_vm(const CallContext& /*ctx*/, cons
   }
   auto merged = storage::flatten_chain_in_place(chain);
   if (!merged.ok()) return api_error(ErrorCode::InternalError, "flattening the VM's disk: " + merged.error().message);
-  if (auto g = storage::gc(layers_root()); !g.ok())
-    log(LogLevel::warn, "engine: collecting unused disk layers: {}", g.error().message);
+  collect_unused_layers();
   log(LogLevel::info, "engine: VM {}: {} disk layers flattened into one", vm.id, *merged);
   return OptimizedVm{fmt::format("flattened the VM's {} disk layers into one", *merged)};
 }

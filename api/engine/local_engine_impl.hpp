@@ -90,6 +90,8 @@ class LocalEngine final : public VmEngine {
   [[nodiscard]] std::string vm_dir(const std::string& id) const { return o_.data_dir + "/vms/" + id; }
   // Disk layers of every VM, shared so that forks and snapshots can share them.
   [[nodiscard]] std::string layers_root() const { return o_.data_dir + "/layers"; }
+  // Removes the disk layers nobody holds any more (a failure is logged: they stay for the next one).
+  void collect_unused_layers();
   // The VM's directory and sockets, and its disk layers' holds.
   void remove_vm_files(const std::string& id);
   ApiResult<Resources> load_resources(const std::string& id) const;
