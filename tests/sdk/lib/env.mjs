@@ -29,11 +29,12 @@ const traceFile = process.env.FORKVM_SDK_TRACE;
 export const trace = { label: '' };
 const SLOW_MS = 60_000;
 
-// With FORKVM_SDK_SERVE_DATA (tests/sdk/run --serve sets it): what a VM a call
+// With FORKVM_SDK_SERVE_DATA and _LOG (tests/sdk/run --serve sets them): what a VM a call
 // has waited on for long says of itself, while it still exists (a timed-out
 // test's cleanup deletes it): the server's lines about it, its VMM's log and
 // its guest console's last lines.
 const serveData = process.env.FORKVM_SDK_SERVE_DATA;
+const serveLog = process.env.FORKVM_SDK_SERVE_LOG;
 function tail(path, lines, filter = () => true) {
   try {
     const all = readFileSync(path, 'utf8').replaceAll('\r', '').split('\n');
@@ -77,7 +78,7 @@ function describeVm(pathname) {
   const indent = (tag, text) => text.split('\n').map((l) => `  ${tag}: ${l}`).join('\n');
   const lines = [
     `sdk: VM ${id}, which this call waits on:`,
-    indent('serve', tail(`${serveData}/../serve.log`, 8, (l) => l.includes(id))),
+    indent('serve', tail(serveLog, 8, (l) => l.includes(id))),
     indent('vmm', tail(`${serveData}/vms/${id}/vmm.log`, 12)),
     indent('console', tail(`${serveData}/vms/${id}/console.log`, 25)),
   ];
