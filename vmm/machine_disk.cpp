@@ -12,11 +12,13 @@ Status Machine::Impl::control_grow_disk(const GrowDiskRequest& request) {
     return make_error("grow-disk: the VM has {} disk(s), there is no disk {}", layered.size(), d);
   if (!layered[d])
     return make_error("grow-disk: disk {} is a raw image file; only layered (chain:) disks grow", d);
-  // The vCPUs read the configuration space the capacity lives in; the
-  // event thread (this one) is the only other user of the disk.
+  // The vCPUs read the configuration space the capacity lives in, and the
+  // device's worker may still be writing the disk: both stop first. With
+  // the vCPUs paused and this (the event) thread here, nothing submits more.
   const bool was_paused = user_paused.load();
   if (!was_paused) FORKVM_CHECK(pause_vcpus().context("grow-disk"));
-  Status grown = layered[d]->grow(request.bytes);
+  Status grown = blks[d]->wait_idle();
+  if (grown.ok()) grown = layered[d]->grow(request.bytes);
   if (grown.ok()) blks[d]->capacity_changed();
   if (!was_paused) resume_vcpus();
   return std::move(grown).context(fmt::format("grow-disk {}", d));

@@ -1,8 +1,8 @@
 // The layered copy-on-write disk as a virtio-blk backend. The disk is
 // shared so that the machine (or the API engine) can keep a handle to
-// freeze it for a fork or snapshot; that must happen on the event thread
-// with the device quiet (requests complete synchronously here, so between
-// two queue notifications nothing is in flight).
+// freeze it for a fork or snapshot; that must happen with the device quiet
+// (no request in flight on its worker: Blk::wait_idle(), or the drain that
+// comes with saving its state).
 #pragma once
 
 #include <memory>
@@ -19,7 +19,7 @@ class LayeredBlkBackend final : public virtio::BlkBackend {
   [[nodiscard]] uint64_t size_bytes() const override { return disk_->size(); }
   [[nodiscard]] bool read_only() const override { return disk_->read_only(); }
   [[nodiscard]] std::string name() const override;
-  // Synchronous for now (see layered_disk.hpp): no direct fd.
+  // No direct fd: the device calls these on its worker thread.
   [[nodiscard]] Status read(uint64_t offset, std::span<const iovec> iov) override {
     return disk_->read(offset, iov);
   }

@@ -10,10 +10,12 @@
 // on-disk map never names a cluster whose data is not durable. Unflushed
 // writes may be lost on a crash, exactly as with a disk's write cache.
 //
-// I/O is synchronous (pread/pwrite on the caller's thread). A first step:
-// the blk device runs it inline on the event thread; moving it to io_uring
-// means splitting each request per owning layer into linked SQEs.
-// Not thread-safe: one device (one thread) owns a LayeredDisk.
+// I/O is synchronous (pread/pwrite on the caller's thread): the blk device
+// runs it on a worker thread of its own (devices/virtio/blk_worker.hpp).
+// Moving it to io_uring would mean splitting each request per owning layer
+// into linked SQEs. Not thread-safe: one thread at a time uses a
+// LayeredDisk (the device's worker; the machine's freeze and grow only
+// once the device has no request in flight).
 #pragma once
 
 #include <sys/uio.h>

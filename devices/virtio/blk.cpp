@@ -29,6 +29,10 @@ Result<std::shared_ptr<Blk>> Blk::create(std::unique_ptr<BlkBackend> backend, co
   if (!efd.valid()) return errno_error("eventfd for virtio-blk completions");
   const std::string name = backend->name();
   std::shared_ptr<Blk> blk(new Blk(std::move(backend), std::move(efd), id));
+  if (blk->disk_fd_ < 0) {
+    blk->worker_ = std::make_unique<BlkWorker>(*blk->backend_, blk->event_fd_.get());
+    return blk;
+  }
   // Ring depth = queue size: each in-flight request holds one slot, so the
   // submission queue never fills and completions (2x entries) never overflow.
   if (int r = io_uring_queue_init(kQueueMaxSize, &blk->ring_, 0); r < 0) {
@@ -59,7 +63,6 @@ Blk::Blk(std::unique_ptr<BlkBackend> backend, UniqueFd event_fd, const std::stri
   // A slot's iov grows when the slot is taken, never while its I/O is in flight;
   // reserving kSegMax for every slot up front cost each VMM 1 MiB of heap.
   chain_.reserve(kQueueMaxSize);
-  sync_iov_.reserve(kSegMax);
 }
 
 void Blk::capacity_changed() {
@@ -70,9 +73,8 @@ void Blk::capacity_changed() {
 }
 
 Blk::~Blk() {
-  if (!ring_ready_) return;
-  drain(false);  // the kernel may still be writing into guest memory
-  io_uring_queue_exit(&ring_);
+  drain(false);  // the kernel, or the worker, may still be writing into guest memory
+  if (ring_ready_) io_uring_queue_exit(&ring_);
 }
 
 uint64_t Blk::device_features() const {
@@ -130,45 +132,20 @@ bool Blk::handle_chain(DescriptorChain& chain) {
     complete(head, static_cast<uint32_t>(n + 1));
     return true;
   }
-  if (disk_fd_ < 0) {
-    run_sync(*req, head);
-    return true;
-  }
   return submit(*req, head);
-}
-
-void Blk::run_sync(const blk::Request& req, uint16_t head) {
-  Status s;
-  uint32_t used_len = 1;
-  if (req.type == blk::kTypeFlush) {
-    s = backend_->flush();
-  } else {
-    sync_iov_.clear();
-    for (const Descriptor& d : req.data) sync_iov_.push_back({d.data.data(), d.data.size()});
-    const uint64_t offset = req.sector << blk::kSectorShift;  // parse_request bounded sector by capacity
-    if (req.type == blk::kTypeIn) {
-      s = backend_->read(offset, sync_iov_);
-      used_len = static_cast<uint32_t>(req.data_len + 1);
-    } else {
-      s = backend_->write(offset, sync_iov_);
-    }
-  }
-  if (!s) {
-    log_once(g_logged_io, "virtio-blk: request type {} sector {}: {}", req.type, req.sector,
-             s.error().message);
-  }
-  *req.status = s ? blk::kStatusOk : blk::kStatusIoErr;
-  complete(head, s ? used_len : 1);
 }
 
 bool Blk::submit(const blk::Request& req, uint16_t head) {
   if (free_slots_.empty()) return false;
-  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-  if (sqe == nullptr) {
-    (void)io_uring_submit(&ring_);  // flush what is queued, then retry once
-    unsubmitted_ = 0;
+  io_uring_sqe* sqe = nullptr;
+  if (!worker_) {
     sqe = io_uring_get_sqe(&ring_);
-    if (sqe == nullptr) return false;
+    if (sqe == nullptr) {
+      (void)io_uring_submit(&ring_);  // flush what is queued, then retry once
+      unsubmitted_ = 0;
+      sqe = io_uring_get_sqe(&ring_);
+      if (sqe == nullptr) return false;
+    }
   }
   const uint32_t index = free_slots_.back();
   free_slots_.pop_back();
@@ -176,27 +153,33 @@ bool Blk::submit(const blk::Request& req, uint16_t head) {
   s.busy = true;
   s.head = head;
   s.status = req.status;
+  s.iov.clear();
+  const uint64_t offset = req.sector << blk::kSectorShift;  // parse_request bounded sector by capacity
+  BlkWorker::Op op = BlkWorker::Op::flush;
   if (req.type == blk::kTypeFlush) {
-    io_uring_prep_fsync(sqe, disk_fd_, 0);
     s.expected = 0;
     s.used_len = 1;
   } else {
-    s.iov.clear();
     s.iov.reserve(req.data.size());
     for (const Descriptor& d : req.data) s.iov.push_back({d.data.data(), d.data.size()});
-    const uint64_t offset = req.sector << blk::kSectorShift;  // parse_request bounded sector by capacity
-    const auto n = static_cast<unsigned>(s.iov.size());
-    if (req.type == blk::kTypeIn) {
-      io_uring_prep_readv(sqe, disk_fd_, s.iov.data(), n, offset);
-      s.used_len = static_cast<uint32_t>(req.data_len + 1);
-    } else {
-      io_uring_prep_writev(sqe, disk_fd_, s.iov.data(), n, offset);
-      s.used_len = 1;
-    }
+    op = req.type == blk::kTypeIn ? BlkWorker::Op::read : BlkWorker::Op::write;
+    s.used_len = op == BlkWorker::Op::read ? static_cast<uint32_t>(req.data_len + 1) : 1;
     s.expected = req.data_len;
   }
-  io_uring_sqe_set_data64(sqe, index);
   ++in_flight_;
+  if (worker_) {
+    worker_->submit({index, op, offset, s.iov});
+    return true;
+  }
+  const auto n = static_cast<unsigned>(s.iov.size());
+  if (op == BlkWorker::Op::flush) {
+    io_uring_prep_fsync(sqe, disk_fd_, 0);
+  } else if (op == BlkWorker::Op::read) {
+    io_uring_prep_readv(sqe, disk_fd_, s.iov.data(), n, offset);
+  } else {
+    io_uring_prep_writev(sqe, disk_fd_, s.iov.data(), n, offset);
+  }
+  io_uring_sqe_set_data64(sqe, index);
   ++unsubmitted_;
   return true;
 }
@@ -210,7 +193,7 @@ void Blk::complete(uint16_t head, uint32_t len) {
 }
 
 void Blk::finish_batch() {
-  if (unsubmitted_ > 0) {
+  if (unsubmitted_ > 0 && ring_ready_) {
     if (int r = io_uring_submit(&ring_); r < 0) {
       // The SQEs stay queued and go with the next submit.
       log_once(g_logged_submit, "virtio-blk: io_uring submit: {}", std::strerror(-r));
@@ -225,26 +208,54 @@ void Blk::finish_batch() {
 }
 
 void Blk::reap(bool publish) {
+  if (worker_) {
+    done_.clear();
+    worker_->take_done(done_);
+    for (const BlkWorker::Done& d : done_) {
+      if (!d.status.ok())
+        log_once(g_logged_io, "virtio-blk: request for slot {}: {}", d.slot, d.status.error().message);
+      finish_slot(d.slot, d.status.ok(), publish);
+    }
+    return;
+  }
   io_uring_cqe* cqe = nullptr;
   while (io_uring_peek_cqe(&ring_, &cqe) == 0) {
     const uint64_t index = io_uring_cqe_get_data64(cqe);
     const int res = cqe->res;
     io_uring_cqe_seen(&ring_, cqe);
     if (index >= slots_.size() || !slots_[index].busy) continue;  // not ours: cannot happen
-    Slot& s = slots_[index];
-    if (publish) {
-      // A short transfer cannot be reported to the driver except as an error.
-      const bool ok = res >= 0 && static_cast<uint64_t>(res) == s.expected;
-      if (!ok) {
-        log_once(g_logged_io, "virtio-blk: I/O for head {} returned {} of {} bytes", s.head, res, s.expected);
-      }
-      *s.status = ok ? blk::kStatusOk : blk::kStatusIoErr;
-      complete(s.head, ok ? s.used_len : 1);
+    // A short transfer cannot be reported to the driver except as an error.
+    const bool ok = res >= 0 && static_cast<uint64_t>(res) == slots_[index].expected;
+    if (!ok && publish) {
+      log_once(g_logged_io, "virtio-blk: I/O for head {} returned {} of {} bytes", slots_[index].head, res,
+               slots_[index].expected);
     }
-    s.busy = false;
-    free_slots_.push_back(static_cast<uint32_t>(index));
-    --in_flight_;
+    finish_slot(static_cast<uint32_t>(index), ok, publish);
   }
+}
+
+void Blk::finish_slot(uint32_t index, bool ok, bool publish) {
+  if (index >= slots_.size() || !slots_[index].busy) return;  // not ours: cannot happen
+  Slot& s = slots_[index];
+  if (publish) {
+    *s.status = ok ? blk::kStatusOk : blk::kStatusIoErr;
+    complete(s.head, ok ? s.used_len : 1);
+  }
+  s.busy = false;
+  free_slots_.push_back(index);
+  --in_flight_;
+}
+
+// Blocks until some in-flight request has finished (or failed to wait).
+Status Blk::wait_some() {
+  if (worker_) {
+    worker_->wait();
+    return {};
+  }
+  int r = io_uring_submit_and_wait(&ring_, 1);
+  if (r < 0 && r != -EINTR) return errno_error("wait for virtio-blk completions", -r);
+  unsubmitted_ = 0;
+  return {};
 }
 
 void Blk::process_event() {
@@ -261,12 +272,7 @@ void Blk::process_event() {
 
 Status Blk::wait_idle() {
   while (in_flight_ > 0 || deferred_) {
-    if (in_flight_ > 0) {
-      if (int r = io_uring_submit_and_wait(&ring_, 1); r < 0 && r != -EINTR) {
-        return errno_error("wait for virtio-blk completions", -r);
-      }
-      unsubmitted_ = 0;
-    }
+    if (in_flight_ > 0) FORKVM_CHECK(wait_some());
     process_event();
   }
   return {};
@@ -274,11 +280,10 @@ Status Blk::wait_idle() {
 
 void Blk::drain(bool publish) {
   while (in_flight_ > 0) {
-    if (int r = io_uring_submit_and_wait(&ring_, 1); r < 0 && r != -EINTR) {
-      log_once(g_logged_io, "virtio-blk: draining I/O: {}", std::strerror(-r));
+    if (auto s = wait_some(); !s.ok()) {
+      log_once(g_logged_io, "virtio-blk: draining I/O: {}", s.error().message);
       return;
     }
-    unsubmitted_ = 0;
     reap(publish);
   }
 }

@@ -2,10 +2,10 @@
 // file or block device the I/O goes through io_uring: one ring per disk;
 // each request's guest buffers are the iovecs of one readv/writev
 // (zero-copy), submitted in a batch per notification. Backends without a
-// direct fd (the layered copy-on-write disk) complete each request
-// synchronously in process_queue(). io_uring completions are signalled on
-// an eventfd the event loop
-// watches (event_fd() / process_event()). Tests drive it synchronously:
+// direct fd (the layered copy-on-write disk) do their own I/O, which runs
+// on a worker thread (blk_worker.hpp), never on the event thread. Either
+// way completions are signalled on an eventfd the event loop watches
+// (event_fd() / process_event()). Tests drive it synchronously:
 // process_queue() submits, wait_idle() reaps everything.
 #pragma once
 
@@ -19,6 +19,7 @@
 
 #include "devices/virtio/blk_backend.hpp"
 #include "devices/virtio/blk_request.hpp"
+#include "devices/virtio/blk_worker.hpp"
 #include "devices/virtio/device.hpp"
 #include "vmm/unique_fd.hpp"
 
@@ -88,10 +89,10 @@ class Blk final : public Device {
   // Handles one chain; false if the ring had no room (put the chain back).
   bool handle_chain(DescriptorChain& chain);
   bool submit(const blk::Request& req, uint16_t head);
-  // For backends without a direct fd: does the I/O now and completes.
-  void run_sync(const blk::Request& req, uint16_t head);
   void complete(uint16_t head, uint32_t len);
   void reap(bool publish);
+  void finish_slot(uint32_t index, bool ok, bool publish);
+  [[nodiscard]] Status wait_some();
   void drain(bool publish);
   void finish_batch();
 
@@ -110,7 +111,8 @@ class Blk final : public Device {
   bool used_added_ = false;
   bool deferred_ = false;          // chains left in the ring for want of a free slot
   std::vector<Descriptor> chain_;  // scratch, reused across requests
-  std::vector<iovec> sync_iov_;    // scratch for run_sync()
+  std::vector<BlkWorker::Done> done_;  // scratch for reap()
+  std::unique_ptr<BlkWorker> worker_;  // backends without a direct fd; last, so it stops first
 };
 
 }  // namespace forkvm::virtio

@@ -2,7 +2,8 @@
 // the device its fd, and the device does zero-copy io_uring readv/writev on
 // it (direct_fd() >= 0). Other backends (the copy-on-write layered disk in
 // devices/storage/) do their own I/O through read/write/flush, which the
-// device calls synchronously on its event thread.
+// device calls on a worker thread of its own (blk_worker.hpp), one call at
+// a time.
 //
 // The device bounds every request by size_bytes() before calling a backend
 // (blk_request.cpp); backends check again and refuse, never clamp.

@@ -1,9 +1,15 @@
 #include <doctest/doctest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdlib>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "devices/virtio/blk.hpp"
@@ -126,14 +132,20 @@ struct BlkFixture {
     path = tmpl;
     REQUIRE(::ftruncate(fd, kDiskBytes) == 0);
     ::close(fd);
-    auto b = Blk::create({path, read_only, "test-disk"});
+    activate(Blk::create({path, read_only, "test-disk"}));
+  }
+  // Over a backend without a direct fd: the device's worker thread runs it.
+  explicit BlkFixture(std::unique_ptr<BlkBackend> backend) { activate(Blk::create(std::move(backend), "")); }
+  ~BlkFixture() {
+    if (!path.empty()) ::unlink(path.c_str());
+  }
+  void activate(Result<std::shared_ptr<Blk>> b) {
     REQUIRE(b.ok());
     blk = *b;
     blk->set_acked_features(blk->device_features());
     tq.configure(blk->queue(0));
     REQUIRE(blk->activate(mem, irq).ok());
   }
-  ~BlkFixture() { ::unlink(path.c_str()); }
 
   // Queues one request; returns (head, status gpa, data gpa).
   struct Sent {
@@ -252,6 +264,110 @@ TEST_CASE("blk: a malformed chain completes with length 0 and a broken ring need
   f.blk->reset();
   CHECK_FALSE(f.blk->needs_reset());
   CHECK_FALSE(f.blk->activated());
+}
+
+// ---- a backend without a direct fd, on the device's worker thread ------------
+
+// Every call waits at a gate the test opens, and is recorded in order. The
+// gate outlives the backend (the device owns that), so a test can still
+// read it after the device is gone.
+struct Gate {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool open = false;
+  std::string calls;
+  std::atomic<bool> fail_writes{false};
+
+  void let_through() {
+    std::lock_guard lk(mu);
+    open = true;
+    cv.notify_all();
+  }
+  std::string seen() {
+    std::lock_guard lk(mu);
+    return calls;
+  }
+  Status pass(char op) {
+    std::unique_lock lk(mu);
+    cv.wait(lk, [this] { return open; });
+    calls += op;
+    if (op == 'w' && fail_writes) return make_error("injected write error");
+    return {};
+  }
+};
+
+class GatedBackend final : public BlkBackend {
+ public:
+  explicit GatedBackend(std::shared_ptr<Gate> gate) : gate_(std::move(gate)) {}
+  [[nodiscard]] uint64_t size_bytes() const override { return kDiskBytes; }
+  [[nodiscard]] bool read_only() const override { return false; }
+  [[nodiscard]] std::string name() const override { return "gated"; }
+  [[nodiscard]] Status read(uint64_t /*offset*/, std::span<const iovec> iov) override {
+    FORKVM_CHECK(gate_->pass('r'));
+    for (const iovec& v : iov) std::memset(v.iov_base, 0xab, v.iov_len);
+    return {};
+  }
+  [[nodiscard]] Status write(uint64_t /*offset*/, std::span<const iovec> /*iov*/) override {
+    return gate_->pass('w');
+  }
+  [[nodiscard]] Status flush() override { return gate_->pass('f'); }
+
+ private:
+  std::shared_ptr<Gate> gate_;
+};
+
+TEST_CASE("blk worker: a backend call that blocks does not hold up the event thread") {
+  auto gate = std::make_shared<Gate>();
+  BlkFixture f(std::make_unique<GatedBackend>(gate));
+  auto w = f.send(blk::kTypeOut, 8, 4096, false);
+  auto fl = f.send(blk::kTypeFlush, 0, 0, false);
+  auto r = f.send(blk::kTypeIn, 8, 4096, true);
+  f.blk->process_queue(0);  // returns with every call still waiting at the gate
+  CHECK(f.blk->in_flight() == 3);
+  CHECK(f.tq.used_idx() == 0);
+  CHECK(f.status(w) == 0xff);
+
+  gate->let_through();
+  REQUIRE(f.blk->wait_idle().ok());
+  CHECK(gate->seen() == "wfr");  // one at a time, in order: the flush follows the write
+  CHECK(f.tq.used_idx() == 3);
+  CHECK(f.status(w) == blk::kStatusOk);
+  CHECK(f.status(fl) == blk::kStatusOk);
+  CHECK(f.status(r) == blk::kStatusOk);
+  std::vector<uint8_t> back(4096);
+  REQUIRE(f.mem.read(r.data, back));
+  CHECK(std::all_of(back.begin(), back.end(), [](uint8_t b) { return b == 0xab; }));
+  CHECK(f.irq.count >= 1);
+}
+
+TEST_CASE("blk worker: a failed backend call completes as an I/O error, and the next one works") {
+  auto gate = std::make_shared<Gate>();
+  gate->let_through();
+  gate->fail_writes = true;
+  BlkFixture f(std::make_unique<GatedBackend>(gate));
+  auto w = f.send(blk::kTypeOut, 8, 4096, false);
+  f.run();
+  CHECK(f.status(w) == blk::kStatusIoErr);
+  CHECK(f.tq.used(0).len == 1);
+  gate->fail_writes = false;
+  auto w2 = f.send(blk::kTypeOut, 8, 4096, false);
+  f.run();
+  CHECK(f.status(w2) == blk::kStatusOk);
+}
+
+TEST_CASE("blk worker: the device waits for in-flight calls before it goes away") {
+  auto gate = std::make_shared<Gate>();
+  BlkFixture f(std::make_unique<GatedBackend>(gate));
+  (void)f.send(blk::kTypeIn, 8, 4096, true);
+  (void)f.send(blk::kTypeIn, 16, 4096, true);
+  f.blk->process_queue(0);
+  std::thread opener([gate] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    gate->let_through();
+  });
+  f.blk.reset();  // blocks until both reads are done: they write guest memory
+  CHECK(gate->seen() == "rr");
+  opener.join();
 }
 
 }  // namespace
