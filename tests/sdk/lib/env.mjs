@@ -12,7 +12,7 @@
 //  - with FORKVM_SDK_TRACE=FILE, one JSON line per request is appended to
 //    FILE: the running test, method, path, body keys and the status.
 import assert from 'node:assert/strict';
-import { appendFileSync, readdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { Freestyle } from 'freestyle-sandboxes';
 
@@ -72,9 +72,32 @@ function threads(pid, depth = 0) {
   return out;
 }
 
-function describeVm(pathname) {
+// The VMs a stuck call waits on: the one its path names, or, for a create
+// (no id in the path yet), the two whose consoles were written last (the
+// golden VM's boot among them).
+function describeCall(pathname) {
+  if (!serveData) return '';
   const id = /^\/v1\/vms\/([a-z0-9]{20})(\/|$)/.exec(pathname)?.[1];
-  if (!serveData || !id) return '';
+  if (id) return describeVm(id);
+  const written = (v) => {
+    try {
+      return statSync(`${serveData}/vms/${v}/console.log`).mtimeMs;
+    } catch {
+      return 0;
+    }
+  };
+  let ids = [];
+  try {
+    ids = readdirSync(`${serveData}/vms`).map((v) => [written(v), v]).sort((a, b) => b[0] - a[0]);
+  } catch {
+    // no VM directory yet
+  }
+  const lines = tail(serveLog, 12).split('\n').map((l) => `  serve: ${l}`);
+  return ['sdk: the server\'s last lines:', ...lines, ''].join('\n') +
+    ids.slice(0, 2).map(([, v]) => describeVm(v)).join('');
+}
+
+function describeVm(id) {
   const indent = (tag, text) => text.split('\n').map((l) => `  ${tag}: ${l}`).join('\n');
   const lines = [
     `sdk: VM ${id}, which this call waits on:`,
@@ -124,7 +147,7 @@ async function transport(input, init = {}) {
   let waits = 0;
   const slow = setInterval(() => {
     process.stderr.write(`sdk: still waiting after ${Math.round((Date.now() - started) / 1000)} s: ${what()}\n`);
-    if (++waits === 2) process.stderr.write(describeVm(new URL(url).pathname));
+    if (++waits === 2) process.stderr.write(describeCall(new URL(url).pathname));
   }, SLOW_MS);
   slow.unref();
   let res;
