@@ -9,7 +9,8 @@ namespace forkvm::cli {
 int bench_command(const std::vector<std::string>& argv) {
   if (argv.empty() || argv[0] == "--help") {
     std::fputs(
-        "usage: forkvm bench boot|agent|fork|restore|suspend|pagein|net|api|template [--runs N] [--json]\n"
+        "usage: forkvm bench boot|agent|disk|fork|restore|suspend|pagein|net|api|template [--runs N] "
+        "[--json]\n"
         "       (forkvm bench MODE --help)\n",
         argv.empty() ? stderr : stdout);
     return argv.empty() ? kUsageError : 0;
@@ -17,6 +18,7 @@ int bench_command(const std::vector<std::string>& argv) {
   std::vector<std::string> rest(argv.begin() + 1, argv.end());
   if (argv[0] == "boot") return bench_boot(rest);
   if (argv[0] == "agent") return bench_agent(rest);
+  if (argv[0] == "disk") return bench_disk(rest);
   if (argv[0] == "fork") return bench_fork(rest);
   if (argv[0] == "restore") return bench_restore(rest);
   if (argv[0] == "suspend") return bench_suspend(rest);

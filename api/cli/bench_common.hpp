@@ -35,6 +35,7 @@ class Samples {
 int usage_error(const char* command, const Error& error);
 
 int bench_boot(const std::vector<std::string>& argv);
+int bench_disk(const std::vector<std::string>& argv);
 int bench_agent(const std::vector<std::string>& argv);
 int bench_api(const std::vector<std::string>& argv);
 int bench_fork(const std::vector<std::string>& argv);
