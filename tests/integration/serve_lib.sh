@@ -24,7 +24,28 @@ fail() {
   for f in "$data"/vms/*/vmm.log "$data"/vms/*/console.log; do
     [[ -f $f ]] && { echo "--- $f (tail)"; tail -n 25 "$f" | tr -d '\r'; }
   done
+  vmm_threads
   exit 1
+}
+# Every thread of this server's VMMs: state, kernel wait channel and the CPU
+# ticks it used in two seconds, so a guest that stopped says whether its vCPU
+# threads spin (in KVM_RUN), sleep in the kernel or wait on a lock of ours.
+vmm_threads() {
+  local pid t pids
+  local -A before
+  mapfile -t pids < <(pgrep -f -- "$data/")
+  ((${#pids[@]})) || return 0
+  ticks() { sed 's/.*) //' "$1/stat" 2>/dev/null | awk '{ print $12 + $13 }'; }
+  for pid in "${pids[@]}"; do for t in /proc/$pid/task/*; do before[$t]=$(ticks "$t"); done; done
+  sleep 2
+  echo "--- VMM threads (state, wait channel, CPU ticks in 2 s)"
+  for pid in "${pids[@]}"; do
+    echo "pid $pid: $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | cut -c1-160)"
+    for t in /proc/$pid/task/*; do
+      echo "  ${t##*/} $(cat "$t/comm" 2>/dev/null) $(sed 's/.*) //' "$t/stat" 2>/dev/null | cut -d' ' -f1)" \
+        "$(cat "$t/wchan" 2>/dev/null) $(($(ticks "$t") - ${before[$t]:-0}))"
+    done
+  done
 }
 cleanup() {
   local id
