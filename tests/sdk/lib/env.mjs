@@ -63,9 +63,11 @@ function threads(pid, depth = 0) {
   const children = [];
   for (const tid of tids) {
     const stat = read(`/proc/${pid}/task/${tid}/stat`);
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime + stime, in clock ticks of 10 ms: a vCPU that spins shows here.
+    const cpu = (Number(fields[11]) + Number(fields[12])) / 100;
     out.push(`${'  '.repeat(depth)}pid ${pid} thread ${tid} ${read(`/proc/${pid}/task/${tid}/comm`)}: ` +
-      `${state} ${read(`/proc/${pid}/task/${tid}/wchan`)}`);
+      `${fields[0]} ${read(`/proc/${pid}/task/${tid}/wchan`)}, cpu ${cpu.toFixed(1)} s`);
     children.push(...read(`/proc/${pid}/task/${tid}/children`).split(' ').filter((c) => /^\d+$/.test(c)));
   }
   for (const c of children) if (depth < 2) out.push(...threads(c, depth + 1));
@@ -104,6 +106,9 @@ function describeVm(id) {
     indent('serve', tail(serveLog, 8, (l) => l.includes(id))),
     indent('vmm', tail(`${serveData}/vms/${id}/vmm.log`, 12)),
     indent('console', tail(`${serveData}/vms/${id}/console.log`, 25)),
+    // The first lines of a stall or lockup report, which the tail above has scrolled past.
+    indent('console faults', tail(`${serveData}/vms/${id}/console.log`, 12,
+      (l) => /BUG:|rcu:|watchdog:|NMI|Oops|panic|CPU: \d/.test(l))),
   ];
   // A VMM still starting has no runtime file yet (or an old one): its command
   // line (`forkvm run|restore ...`) names the VM's directory.
