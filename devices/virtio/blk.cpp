@@ -212,8 +212,8 @@ void Blk::reap(bool publish) {
     done_.clear();
     worker_->take_done(done_);
     for (const BlkWorker::Done& d : done_) {
-      if (!d.status.ok())
-        log_once(g_logged_io, "virtio-blk: request for slot {}: {}", d.slot, d.status.error().message);
+      if (!d.status.ok() && d.slot < slots_.size())
+        log_once(g_logged_io, "virtio-blk: request {}: {}", slots_[d.slot].head, d.status.error().message);
       finish_slot(d.slot, d.status.ok(), publish);
     }
     return;

@@ -73,8 +73,12 @@ void BlkWorker::loop() {
     --running_;
     done_.push_back({job.slot, std::move(s)});
     done_cv_.notify_all();
-    const uint64_t one = 1;
-    (void)!::write(event_fd_, &one, sizeof one);  // an eventfd write of 1 cannot block for long
+    // One wake-up per batch: results already waiting have had theirs, and the
+    // event thread takes them all at once (take_done() empties the list).
+    if (done_.size() == 1) {
+      const uint64_t one = 1;
+      (void)!::write(event_fd_, &one, sizeof one);  // an eventfd write of 1 cannot block for long
+    }
   }
 }
 

@@ -7,11 +7,12 @@
 // which then stopped taking its own timer ticks.
 //
 // Jobs run one at a time in submission order, so a flush still follows the
-// writes submitted before it. A finished job is handed back through done()
-// on the event thread, which the worker wakes by writing the device's
-// eventfd. The worker touches nothing but the backend and its own queues;
-// the device owns the guest buffers a job names until it is done, and
-// waits for every job (wait()) before anything else uses the backend.
+// writes submitted before it. Finished jobs are handed back through
+// take_done() on the event thread, which the worker wakes by writing the
+// device's eventfd when the first result of a batch is ready. The worker
+// touches nothing but the backend and its own queues; the device owns the
+// guest buffers a job names until it is done, and waits for every job
+// (wait()) before anything else uses the backend.
 #pragma once
 
 #include <sys/uio.h>
