@@ -25,6 +25,7 @@
 #include "snapshot/format.hpp"
 #include "vmm/bus.hpp"
 #include "vmm/control.hpp"
+#include "vmm/elapsed.hpp"
 #include "vmm/event_loop.hpp"
 #include "vmm/guest_memory.hpp"
 #include "vmm/interrupt.hpp"
@@ -39,9 +40,7 @@ namespace forkvm {
 
 namespace machine_detail {
 inline constexpr const char* kStateFile = "state";
-inline double ms_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-}
+using forkvm::ms_since;
 }  // namespace machine_detail
 
 struct Machine::Impl final : ControlTarget {

@@ -18,6 +18,7 @@
 #include "api/cli/child_process.hpp"
 #include "api/engine/image.hpp"
 #include "api/engine/vmm_process.hpp"
+#include "vmm/elapsed.hpp"
 
 namespace forkvm::cli {
 namespace {
@@ -39,10 +40,6 @@ vsock socket, as the API server does.
 
 constexpr const char* kMarker = "FORKVM-AGENT-READY";
 using Clock = std::chrono::steady_clock;
-
-double ms_since(Clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
 
 struct Throughput {
   double put_mib_s = 0, get_mib_s = 0;

@@ -16,6 +16,7 @@
 #include "api/cli/args.hpp"
 #include "api/cli/bench_api_server.hpp"
 #include "api/cli/bench_common.hpp"
+#include "vmm/elapsed.hpp"
 
 namespace forkvm::cli {
 namespace {
@@ -42,10 +43,6 @@ snapshot) is reported apart. Every VM made is deleted at the end.
 )";
 
 using Clock = std::chrono::steady_clock;
-
-double ms_since(Clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
 
 struct Percentiles {
   double p50 = 0, p99 = 0;

@@ -13,6 +13,7 @@
 #include "api/cli/args.hpp"
 #include "api/cli/bench_common.hpp"
 #include "api/cli/bench_vm.hpp"
+#include "vmm/elapsed.hpp"
 
 namespace forkvm::cli {
 namespace {
@@ -31,10 +32,6 @@ load is a guest shell looping `dd oflag=direct conv=fsync` of 64 MiB files.
 )";
 
 using Clock = std::chrono::steady_clock;
-
-double ms_since(Clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
 
 Result<Samples> exec_round_trips(BenchVm& vm, uint64_t n) {
   Samples ms;

@@ -11,6 +11,7 @@
 #include "api/cli/args.hpp"
 #include "api/cli/bench_common.hpp"
 #include "devices/net/host_network.hpp"
+#include "vmm/elapsed.hpp"
 
 namespace forkvm::cli {
 namespace {
@@ -28,10 +29,6 @@ background. Each network is torn down before the next.
 )";
 
 using Clock = std::chrono::steady_clock;
-
-double ms_since(Clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
 
 }  // namespace
 

@@ -20,6 +20,7 @@
 #include "api/cli/bench_common.hpp"
 #include "api/cli/bench_vm.hpp"
 #include "devices/storage/chain_ops.hpp"
+#include "vmm/elapsed.hpp"
 #include "vmm/unique_fd.hpp"
 
 namespace forkvm::cli {
@@ -28,8 +29,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr auto kBootLimit = std::chrono::minutes(10);
 constexpr auto kReadyLimit = std::chrono::minutes(5);
-
-double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
 
 constexpr const char* kUsage = R"(usage: forkvm bench fork|restore|suspend [options]
 

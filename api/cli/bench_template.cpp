@@ -12,6 +12,7 @@
 #include "api/cli/bench_api_server.hpp"
 #include "api/cli/bench_common.hpp"
 #include "api/models/ids.hpp"
+#include "vmm/elapsed.hpp"
 
 namespace forkvm::cli {
 namespace {
@@ -34,10 +35,6 @@ creates alternate, so both see the same load. Everything made is deleted.
 )";
 
 using Clock = std::chrono::steady_clock;
-
-double elapsed_ms(Clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
 
 // The layer's fields as JSON members (no braces), unique to this run so the
 // first build is a real one.
@@ -87,7 +84,7 @@ int bench_template(const std::vector<std::string>& argv) {
   auto t0 = Clock::now();
   auto snapshot = s.create_snapshot(tmpl);
   if (!snapshot) return fail(snapshot.error());
-  const double build_ms = elapsed_ms(t0);
+  const double build_ms = ms_since(t0);
   std::fprintf(stderr, "bench template: built %s in %.1f ms\n", snapshot->c_str(), build_ms);
 
   Samples cached_ms, from_template_ms, direct_ms;
@@ -96,14 +93,14 @@ int bench_template(const std::vector<std::string>& argv) {
     auto again = s.create_snapshot(tmpl);
     if (!again) return fail(again.error());
     if (*again != *snapshot) return fail(make_error("the cache answered {}, not {}", *again, *snapshot));
-    cached_ms.add(elapsed_ms(t0));
+    cached_ms.add(ms_since(t0));
     for (const auto& [body, samples] :
          {std::pair{tmpl, &from_template_ms}, std::pair{"{" + fields + "}", &direct_ms}}) {
       t0 = Clock::now();
       auto id = s.create_vm(body);
       if (!id) return fail(id.error());
       if (auto e = s.exec(*id, "systemctl is-active -q bench-ticker"); !e) return fail(e.error());
-      samples->add(elapsed_ms(t0));
+      samples->add(ms_since(t0));
       if (auto d = s.delete_vm(*id); !d) return fail(d.error());
     }
   }

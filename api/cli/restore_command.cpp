@@ -12,6 +12,7 @@
 #include "api/cli/args.hpp"
 #include "api/cli/commands.hpp"
 #include "api/cli/machine_runner.hpp"
+#include "vmm/elapsed.hpp"
 #include "vmm/log.hpp"
 #include "vmm/machine.hpp"
 #include "vmm/standby.hpp"
@@ -59,10 +60,6 @@ Result<Args> parse_restore(const std::vector<std::string>& argv) {
   if (!args.positional().empty()) return make_error("unexpected argument '{}'", args.positional()[0]);
   if (!args.get("snapshot")) return make_error("--snapshot DIR is required");
   return args;
-}
-
-double ms_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
 // Restores and runs; `answer` learns whether the restore worked before the

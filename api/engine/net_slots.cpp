@@ -8,6 +8,7 @@
 #include "api/engine/leftover_network.hpp"
 #include "api/engine/local_engine_impl.hpp"
 #include "devices/net/host_network.hpp"
+#include "vmm/elapsed.hpp"
 #include "vmm/log.hpp"
 
 namespace forkvm::engine {
@@ -56,7 +57,7 @@ void LocalEngine::keep_slots_prepared() {
     lock.unlock();
     auto t0 = std::chrono::steady_clock::now();
     Status made = net::HostNetwork::prepare(*slot);
-    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    const double ms = ms_since(t0);
     lock.lock();
     if (made.ok()) {
       prepared_slots_.insert(*slot);

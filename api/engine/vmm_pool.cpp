@@ -6,6 +6,7 @@
 
 #include <filesystem>
 
+#include "vmm/elapsed.hpp"
 #include "vmm/log.hpp"
 #include "vmm/standby.hpp"
 
@@ -88,8 +89,7 @@ void VmmPool::keep() {
     lock.unlock();
     const auto t0 = std::chrono::steady_clock::now();
     auto made = start_one(++serial);
-    const double ms =
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    const double ms = ms_since(t0);
     lock.lock();
     if (made.ok()) {
       log(LogLevel::debug, "engine: standby VMM {} ready in {:.1f} ms", made->process->pid(), ms);
