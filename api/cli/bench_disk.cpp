@@ -112,7 +112,7 @@ int bench_disk(const std::vector<std::string>& argv) {
   auto vm = BenchVm::boot(*image, dir->path(), "disk", *mem, static_cast<uint32_t>(*cpus));
   if (!vm) return usage_error("bench disk", vm.error());
   auto figures = [&]() -> Result<Figures> {
-    FORKVM_CHECK(vm->wait_ready(std::chrono::minutes(10)));
+    FORKVM_CHECK(vm->wait_booted(std::chrono::minutes(10)));
     return measure(*vm, *mib, *execs);
   }();
   vm->stop();

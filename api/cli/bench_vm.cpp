@@ -140,6 +140,15 @@ Status BenchVm::wait_ready(std::chrono::milliseconds limit) {
   }
 }
 
+Status BenchVm::wait_booted(std::chrono::milliseconds limit) {
+  FORKVM_CHECK(wait_ready(limit));
+  auto r = exec("systemctl is-system-running --wait", limit.count());
+  if (!r.ok()) return r.error().context("waiting for the guest's boot to end");
+  if (r->timed_out)
+    return make_error("{}: the guest's boot did not end within {} s", name_, limit.count() / 1000);
+  return {};
+}
+
 Result<agent::ExecResult> BenchVm::exec(const std::string& command, int64_t timeout_ms) {
   return agent(timeout_ms).exec({.command = command, .timeout_ms = timeout_ms});
 }

@@ -36,6 +36,10 @@ class BenchVm {
 
   // Until the agent answers `true`, at most `limit`.
   Status wait_ready(std::chrono::milliseconds limit);
+  // wait_ready(), then until systemd's boot has ended (a degraded system has
+  // ended it too), at most `limit` each: units still starting (and udev's
+  // workers) would otherwise run on during a measurement, in every copy.
+  Status wait_booted(std::chrono::milliseconds limit);
   Result<agent::ExecResult> exec(const std::string& command, int64_t timeout_ms = 600000);
   Result<std::string> control(const std::string& request_json);
   // {"op":"stop"}, then waits for the VMM to exit (SIGKILL after 20 s).
