@@ -111,10 +111,13 @@ function describeVm(id) {
       (l) => /BUG:|rcu:|watchdog:|NMI|Oops|panic|CPU: \d/.test(l))),
   ];
   // A VMM still starting has no runtime file yet (or an old one): its command
-  // line (`forkvm run|restore ...`) names the VM's directory.
+  // line (`forkvm run|restore ...`) names the VM's directory. Only forkvm
+  // processes are asked: reading a command line waits for that process's
+  // memory map, which a process stuck in its kernel may hold for good.
   const pids = new Set([/^pid (\d+)$/m.exec(tail(`${serveData}/vms/${id}/runtime`, 10))?.[1]]);
   for (const p of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
     try {
+      if (!['forkvm', 'exe'].includes(readFileSync(`/proc/${p}/comm`, 'utf8').trim())) continue;
       const argv = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
       if (['run', 'restore'].includes(argv[1]) && argv.some((a) => a.includes(`/vms/${id}/`))) pids.add(p);
     } catch {
